@@ -1,0 +1,18 @@
+"""tinyae: autoencoders and generative models from scratch, on NumPy or CuPy.
+
+The public surface (see README.md for the full list)::
+
+    import tinyae
+    x = tinyae.tensor([[1.0, 2.0]], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+"""
+from .backend import (BackendError, get_backend, set_backend, using_backend,
+                      cupy_available)
+from .autograd import Tensor, Parameter, tensor, no_grad, is_grad_enabled
+from .ops import (add, sub, mul, div, neg, pow, matmul, exp, log, sqrt, tanh, sigmoid,
+                  relu, leaky_relu, softplus, clip, maximum, minimum, sum, mean, max,
+                  reshape, transpose, permute, getitem, concatenate, stack, pad, flatten)
+from .gradcheck import gradcheck, GradcheckError, check_finite
+
+__version__ = "0.1.0"

@@ -1,0 +1,665 @@
+"""The differentiable operations on tensors.
+
+Each operation is one ``Function`` class: ``forward`` on backend arrays, and
+right beside it ``backward``, which turns the output's gradient ``gy`` into one
+gradient per input. The docstring states the derivative in one line; the
+tutorial named there derives it. The lower-case function below each class is
+what users call (and what Tensor's operators call).
+
+Broadcasting: an input that was broadcast in the forward pass receives the sum
+of the gradient over the broadcast axes (``unbroadcast``, tutorial 02).
+"""
+from . import backend
+from .autograd import Function, Tensor, as_tensor, numel
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _broadcast_shapes(op, a, b):
+    """The broadcast shape of a and b, or a ValueError naming the op and both shapes."""
+    try:
+        import numpy
+        return numpy.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast "
+            "together (NumPy broadcasting: trailing dimensions must match or be 1)") from None
+
+
+# ---------------------------------------------------------------- arithmetic
+class Add(Function):
+    """y = a + b;  dy/da = 1, dy/db = 1 (summed over broadcast axes). Tutorial 02."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("add", a, b)
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        return unbroadcast(gy, self.shapes[0]), unbroadcast(gy, self.shapes[1])
+
+
+class Sub(Function):
+    """y = a - b;  dy/da = 1, dy/db = -1. Tutorial 02."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("sub", a, b)
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        return unbroadcast(gy, self.shapes[0]), unbroadcast(-gy, self.shapes[1])
+
+
+class Mul(Function):
+    """y = a * b;  dy/da = b, dy/db = a. Tutorial 02."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("mul", a, b)
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        return unbroadcast(gy * self.b, self.a.shape), unbroadcast(gy * self.a, self.b.shape)
+
+
+class Div(Function):
+    """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b. Tutorial 02."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("div", a, b)
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        ga = gy / self.b
+        gb = -ga * self.a / self.b
+        return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)
+
+
+class Neg(Function):
+    """y = -x;  dy/dx = -1."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """y = x^p for a constant p;  dy/dx = p x^(p-1). Tutorial 01."""
+
+    def __init__(self, exponent):
+        self.p = exponent
+
+    def forward(self, x):
+        self.x = x
+        return x ** self.p
+
+    def backward(self, gy):
+        p = self.p
+        return gy * p * self.x ** (p - 1)
+
+
+class MatMul(Function):
+    """Y = A @ B (2-D or batched);  dL/dA = dL/dY @ B^T, dL/dB = A^T @ dL/dY. Tutorial 03."""
+
+    def forward(self, a, b):
+        if a.ndim < 2 or b.ndim < 2:
+            raise ValueError(f"matmul: needs arrays of at least 2 dimensions, got shapes "
+                             f"{tuple(a.shape)} and {tuple(b.shape)}")
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(
+                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit: the last "
+                f"dimension of the first ({a.shape[-1]}) must equal the second-to-last of "
+                f"the second ({b.shape[-2]})")
+        _broadcast_shapes("matmul (batch dimensions)", a[..., :1, :1], b[..., :1, :1])
+        self.a, self.b = a, b
+        return self.xp.matmul(a, b)
+
+    def backward(self, gy):
+        xp = self.xp
+        ga = xp.matmul(gy, xp.swapaxes(self.b, -1, -2))
+        gb = xp.matmul(xp.swapaxes(self.a, -1, -2), gy)
+        return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)
+
+
+def add(a, b):
+    return Add().apply(a, b)
+
+
+def sub(a, b):
+    return Sub().apply(a, b)
+
+
+def mul(a, b):
+    return Mul().apply(a, b)
+
+
+def div(a, b):
+    return Div().apply(a, b)
+
+
+def neg(x):
+    return Neg().apply(x)
+
+
+def pow(x, exponent):
+    """x ** exponent for a constant (Python number) exponent."""
+    if isinstance(exponent, Tensor) or hasattr(exponent, "shape"):
+        raise TypeError("pow: the exponent must be a Python number (scalar exponent)")
+    return Pow(exponent).apply(x)
+
+
+def matmul(a, b):
+    return MatMul().apply(a, b)
+
+
+# ---------------------------------------------------------------- elementwise functions
+class Exp(Function):
+    """y = exp(x);  dy/dx = y. Tutorial 04."""
+
+    def forward(self, x):
+        self.y = self.xp.exp(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    """y = log(x);  dy/dx = 1/x. Tutorial 04."""
+
+    def forward(self, x):
+        self.x = x
+        return self.xp.log(x)
+
+    def backward(self, gy):
+        return gy / self.x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dy/dx = 1 / (2 y). Tutorial 04."""
+
+    def forward(self, x):
+        self.y = self.xp.sqrt(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Tanh(Function):
+    """y = tanh(x);  dy/dx = 1 - y^2. Tutorial 04."""
+
+    def forward(self, x):
+        self.y = self.xp.tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * (1 - self.y * self.y)
+
+
+def stable_sigmoid(xp, x):
+    """1 / (1 + exp(-x)) without overflow: only exp(-|x|) is ever computed."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y). Stable for large |x|. Tutorial 04."""
+
+    def forward(self, x):
+        self.y = stable_sigmoid(self.xp, x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y * (1 - self.y)
+
+
+class ReLU(Function):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch). Tutorial 04."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, gy):
+        return gy * self.positive
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else s x;  dy/dx = 1 where x > 0, else s. Tutorial 04."""
+
+    def __init__(self, negative_slope=0.01):
+        self.slope = negative_slope
+
+    def forward(self, x):
+        self.positive = x > 0
+        return self.xp.where(self.positive, x, x * self.slope)
+
+    def backward(self, gy):
+        return self.xp.where(self.positive, gy, gy * self.slope)
+
+
+class Softplus(Function):
+    """y = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|));  dy/dx = sigmoid(x). Tutorial 04."""
+
+    def forward(self, x):
+        xp = self.xp
+        self.x = x
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy):
+        return gy * stable_sigmoid(self.xp, self.x)
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0 (as torch.clamp)."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        inside = self.xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        self.inside = inside
+        return self.xp.clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise;  the gradient goes to the larger input, half each on ties."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("maximum", a, b)
+        self.shapes = a.shape, b.shape
+        self.a_wins, self.tie = a > b, a == b
+        return self.xp.maximum(a, b)
+
+    def backward(self, gy):
+        dtype = gy.dtype
+        share_a = self.a_wins.astype(dtype) + self.tie.astype(dtype) * 0.5
+        return (unbroadcast(gy * share_a, self.shapes[0]),
+                unbroadcast(gy * (1 - share_a), self.shapes[1]))
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise;  the gradient goes to the smaller input, half each on ties."""
+
+    def forward(self, a, b):
+        _broadcast_shapes("minimum", a, b)
+        self.shapes = a.shape, b.shape
+        self.a_wins, self.tie = a < b, a == b
+        return self.xp.minimum(a, b)
+
+    def backward(self, gy):
+        dtype = gy.dtype
+        share_a = self.a_wins.astype(dtype) + self.tie.astype(dtype) * 0.5
+        return (unbroadcast(gy * share_a, self.shapes[0]),
+                unbroadcast(gy * (1 - share_a), self.shapes[1]))
+
+
+class AsType(Function):
+    """y = x cast to another float dtype;  dy/dx = 1 (cast back)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.in_dtype)
+
+
+def exp(x):
+    return Exp().apply(x)
+
+
+def log(x):
+    return Log().apply(x)
+
+
+def sqrt(x):
+    return Sqrt().apply(x)
+
+
+def tanh(x):
+    return Tanh().apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid().apply(x)
+
+
+def relu(x):
+    return ReLU().apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU(negative_slope).apply(x)
+
+
+def softplus(x):
+    return Softplus().apply(x)
+
+
+def clip(x, lo=None, hi=None):
+    """Limit x to [lo, hi] (either bound may be None), like torch.clamp."""
+    return Clip(lo, hi).apply(x)
+
+
+def maximum(a, b):
+    return Maximum().apply(a, b)
+
+
+def minimum(a, b):
+    return Minimum().apply(a, b)
+
+
+def astype(x, dtype):
+    return AsType(dtype).apply(x)
+
+
+# ---------------------------------------------------------------- reductions
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim for a in axes))
+
+
+def _expand_reduced(gy, in_shape, axes, keepdims):
+    """Reshape a reduction's gradient so it broadcasts against the input again."""
+    if not keepdims:
+        shape = [1 if i in axes else n for i, n in enumerate(in_shape)]
+        gy = gy.reshape(shape)
+    return gy
+
+
+class Sum(Function):
+    """y = sum of x over axes;  dy/dx = 1 at every summed element. Tutorial 02."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        gy = _expand_reduced(gy, self.in_shape, self.axes, self.keepdims)
+        return self.xp.broadcast_to(gy, self.in_shape).copy()
+
+
+class Mean(Function):
+    """y = mean of x over axes (n elements);  dy/dx = 1/n. Tutorial 02."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.count = numel(x.shape[a] for a in self.axes)
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        gy = _expand_reduced(gy, self.in_shape, self.axes, self.keepdims)
+        return self.xp.broadcast_to(gy / self.count, self.in_shape).copy()
+
+
+class Max(Function):
+    """y = max of x over axes;  dy/dx = 1 at the maximum (shared evenly among ties, as torch.amax)."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        y = x.max(axis=self.axes, keepdims=True)
+        is_max = (x == y).astype(x.dtype)
+        self.share = is_max / is_max.sum(axis=self.axes, keepdims=True)
+        return y if self.keepdims else y.reshape(
+            [n for i, n in enumerate(x.shape) if i not in self.axes])
+
+    def backward(self, gy):
+        gy = _expand_reduced(gy, self.share.shape, self.axes, self.keepdims)
+        return gy * self.share
+
+
+def sum(x, axis=None, keepdims=False):
+    return Sum(axis, keepdims).apply(x)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean(axis, keepdims).apply(x)
+
+
+def max(x, axis=None, keepdims=False):
+    return Max(axis, keepdims).apply(x)
+
+
+# ---------------------------------------------------------------- shape operations
+class Reshape(Function):
+    """y = x with a new shape;  the gradient is reshaped back."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} "
+                             f"({x.size} elements) into shape {tuple(self.shape)}") from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    """y = x with its axes permuted;  the gradient is permuted back by the inverse permutation."""
+
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(
+            a % x.ndim for a in self.axes)
+        if sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {self.axes} are not a permutation of the "
+                             f"{x.ndim} axes of shape {tuple(x.shape)}")
+        self.perm = axes
+        return self.xp.transpose(x, axes)
+
+    def backward(self, gy):
+        inverse = [0] * len(self.perm)
+        for i, a in enumerate(self.perm):
+            inverse[a] = i
+        return self.xp.transpose(gy, inverse)
+
+
+def _host_index(index):
+    """Turn Tensors inside an index into their arrays."""
+    if isinstance(index, tuple):
+        return tuple(_host_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    return index
+
+
+class GetItem(Function):
+    """y = x[index] (slices, integer arrays, boolean masks);  dL/dx = zeros with dL/dy
+    added at the indexed places (repeated indices add up). Tutorial 02."""
+
+    def __init__(self, index):
+        self.index = _host_index(index)
+
+    def forward(self, x):
+        self.in_shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        gx = self.xp.zeros(self.in_shape, dtype=gy.dtype)
+        backend.scatter_add(gx, self.index, gy)
+        return gx
+
+
+class Concatenate(Function):
+    """y = concatenate(xs, axis);  each input's gradient is its slice of dL/dy."""
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        try:
+            return self.xp.concatenate(xs, axis=self.axis)
+        except ValueError:
+            shapes = [tuple(x.shape) for x in xs]
+            raise ValueError(f"concatenate: shapes {shapes} differ outside axis "
+                             f"{self.axis}") from None
+
+    def backward(self, gy):
+        cuts = []
+        total = 0
+        for n in self.sizes[:-1]:
+            total += n
+            cuts.append(total)
+        return tuple(self.xp.split(gy, cuts, axis=self.axis))
+
+
+class Stack(Function):
+    """y = stack(xs, axis);  each input's gradient is its index along the new axis."""
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *xs):
+        shapes = {tuple(x.shape) for x in xs}
+        if len(shapes) > 1:
+            raise ValueError(f"stack: all shapes must be equal, got {sorted(shapes)}")
+        return self.xp.stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        n = gy.shape[self.axis]
+        return tuple(self.xp.take(gy, i, axis=self.axis) for i in range(n))
+
+
+class Pad(Function):
+    """y = x padded with a constant;  dL/dx is dL/dy with the padding cut off."""
+
+    def __init__(self, pad_width, value=0.0):
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        width = self.pad_width
+        if isinstance(width, int):
+            width = [(width, width)] * x.ndim
+        width = [(int(a), int(b)) for a, b in width]
+        if len(width) != x.ndim:
+            raise ValueError(f"pad: pad_width has {len(width)} pairs for an array of "
+                             f"{x.ndim} dimensions (shape {tuple(x.shape)})")
+        self.slices = tuple(slice(a, a + n) for (a, _), n in zip(width, x.shape))
+        return self.xp.pad(x, width, mode="constant", constant_values=self.value)
+
+    def backward(self, gy):
+        return gy[self.slices]
+
+
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape(shape).apply(x)
+
+
+def transpose(x, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose(axes or None).apply(x)
+
+
+permute = transpose
+
+
+def getitem(x, index):
+    return GetItem(index).apply(x)
+
+
+def concatenate(tensors, axis=0):
+    tensors = list(tensors)
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return Concatenate(axis).apply(*[as_tensor(t, like) for t in tensors])
+
+
+def stack(tensors, axis=0):
+    tensors = list(tensors)
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return Stack(axis).apply(*[as_tensor(t, like) for t in tensors])
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding; ``pad_width`` as in numpy.pad (an int, or one (before, after) per axis)."""
+    return Pad(pad_width, value).apply(x)
+
+
+def flatten(x, start_dim=1):
+    """Keep the first ``start_dim`` axes, merge the rest (as torch.flatten)."""
+    return reshape(x, tuple(x.shape[:start_dim]) + (-1,))
+
+
+# ---------------------------------------------------------------- operators on Tensor
+def _install_operators():
+    T = Tensor
+    T.__add__ = lambda a, b: add(a, b)
+    T.__radd__ = lambda a, b: add(b, a)
+    T.__sub__ = lambda a, b: sub(a, b)
+    T.__rsub__ = lambda a, b: sub(as_tensor(b, a), a)
+    T.__mul__ = lambda a, b: mul(a, b)
+    T.__rmul__ = lambda a, b: mul(b, a)
+    T.__truediv__ = lambda a, b: div(a, b)
+    T.__rtruediv__ = lambda a, b: div(as_tensor(b, a), a)
+    T.__neg__ = lambda a: neg(a)
+    T.__pow__ = lambda a, p: pow(a, p)
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(as_tensor(b, a), a)
+    T.__getitem__ = lambda a, index: getitem(a, index)
+    T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
+    T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
+    T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
+    T.reshape = lambda a, *shape: reshape(a, *shape)
+    T.transpose = lambda a, *axes: transpose(a, *axes)
+    T.permute = lambda a, *axes: transpose(a, *axes)
+    T.T = property(lambda a: transpose(a))
+    T.exp = lambda a: exp(a)
+    T.log = lambda a: log(a)
+    T.sqrt = lambda a: sqrt(a)
+    T.tanh = lambda a: tanh(a)
+    T.sigmoid = lambda a: sigmoid(a)
+    T.relu = lambda a: relu(a)
+    T.clip = lambda a, lo=None, hi=None: clip(a, lo, hi)
+    T.flatten = lambda a, start_dim=1: flatten(a, start_dim)
+
+
+_install_operators()
