@@ -1,0 +1,56 @@
+"""Shared test fixtures: every test is written once and runs on every available backend."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import tinyae
+from tinyae import backend
+
+CUPY_READY = backend.cupy_available()
+
+# The real data sets live beside the project (never copied into it): ../shared/data.
+DATA_DIR = pathlib.Path(os.environ.get(
+    "TINYAE_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(params=[
+    "numpy",
+    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not CUPY_READY, reason="cupy backend: CuPy with a CUDA device is not available here")]),
+])
+def backend_name(request):
+    """Run the test body with this backend active; restore the previous one after."""
+    with tinyae.using_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def xp(backend_name):
+    """The array module of the active backend (numpy or cupy)."""
+    return backend.xp()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch as a test oracle; the test is skipped (with the reason) when it is missing."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed: parity tests skipped")
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """../shared/data, or $TINYAE_DATA; tests that need it skip when it is absent."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"real data not found at {DATA_DIR} (set TINYAE_DATA)")
+    return DATA_DIR
+
+
+def to_tensor(array, requires_grad=False, dtype="float64"):
+    """A host NumPy array as a tensor on the active backend (float64 by default, for checks)."""
+    return tinyae.tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
