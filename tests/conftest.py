@@ -4,11 +4,19 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
 
 import tinyae
 from tinyae import backend
 
 CUPY_READY = backend.cupy_available()
+
+# The backend fixture only selects the active backend, which is the same for every
+# example Hypothesis draws, so sharing it across examples is intended.
+settings.register_profile("tinyae", suppress_health_check=[HealthCheck.function_scoped_fixture],
+                          deadline=None)
+settings.load_profile("tinyae")
 
 # The real data sets live beside the project (never copied into it): ../shared/data.
 DATA_DIR = pathlib.Path(os.environ.get(
