@@ -1,0 +1,220 @@
+"""Side-by-side step times of tinyae and PyTorch on the reference workloads A to E.
+
+    python -m benchmarks.compare                    # all workloads, all paths
+    python -m benchmarks.compare -w A,C --rounds 3  # a subset
+    python -m benchmarks.compare --memory           # also peak memory per step
+
+In one process, round after round, it alternates the paths (tinyae reference
+kernels, tinyae fused kernels, PyTorch CPU), so machine noise hits all of them
+alike; it prints the median step time, the ratio to PyTorch, the achieved
+GFLOP/s and, in the same run, the GEMM rate of ``numpy.dot`` as the ceiling.
+Peak memory is measured in a fresh subprocess per (workload, path), sampling
+the resident set size while steps run. Timings on shared machines move by up
+to 30%: compare ratios within one run.
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy
+
+from benchmarks import workloads as W
+
+PATHS = ("reference", "fused", "torch")
+
+
+def gemm_rate(n=2048, repeats=5):
+    """GFLOP/s of float32 numpy.dot on n x n matrices: the ceiling for dense layers."""
+    rng = numpy.random.default_rng(0)
+    a = rng.random((n, n), dtype=numpy.float32)
+    b = rng.random((n, n), dtype=numpy.float32)
+    numpy.dot(a, b)
+    best = min(_timed(lambda: numpy.dot(a, b)) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class Runner:
+    """One workload in one path: its model, optimizer, step function and batch."""
+
+    def __init__(self, name, path, batch, seed=0):
+        self.path = path
+        if path == "torch":
+            import torch
+            torch.manual_seed(seed)
+            self.ops = W.TorchOps()
+        else:
+            import kernels
+            import tinyae.nn
+            self.ops = W.TinyaeOps()
+            self.kernels = kernels
+            tinyae.nn.manual_seed(seed)
+        builder, _, default_batch, _ = W.WORKLOADS[name]
+        self.batch = batch or default_batch
+        self.model, self.opt, self.step_fn = builder(self.ops)
+        rng = numpy.random.default_rng(seed)
+        self.x = self.ops.tensor(W.make_batch(name, self.batch, rng))
+        self.rng = numpy.random.default_rng(seed + 1)
+
+    def step(self):
+        if self.path != "torch":
+            self.kernels.set_mode(self.path)
+        self.step_fn(self.ops, self.model, self.opt, self.x, self.rng)
+
+
+def time_steps(runner, seconds, min_steps=3, max_steps=300):
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < min_steps or (time.perf_counter() < deadline and len(times) < max_steps):
+        times.append(_timed(runner.step))
+    return times
+
+
+def compare(names, paths, rounds, seconds, batch, threads):
+    results = {}
+    for name in names:
+        runners = {}
+        for path in paths:
+            try:
+                runners[path] = Runner(name, path, batch)
+            except ImportError as exc:
+                print(f"# {name}: path {path} skipped ({exc})")
+        for runner in runners.values():
+            if runner.path == "torch":
+                runner.ops.set_threads(threads)
+            for _ in range(2):  # warm-up: JIT compilation, allocator pools
+                runner.step()
+        samples = {path: [] for path in runners}
+        for _ in range(rounds):
+            for path, runner in runners.items():
+                samples[path].append(time_steps(runner, seconds))
+        results[name] = samples
+        b = next(iter(runners.values())).batch if runners else batch
+        _print_workload(name, samples, b)
+    return results
+
+
+def _print_workload(name, samples, batch):
+    torch_median = None
+    if "torch" in samples:
+        torch_median = statistics.median(t for r in samples["torch"] for t in r)
+    flops = W.step_flops(name, batch)
+    for path, rounds in samples.items():
+        flat = [t for r in rounds for t in r]
+        med = statistics.median(flat)
+        q = statistics.quantiles(flat, n=4) if len(flat) > 1 else [med, med, med]
+        per_round = " / ".join(f"{statistics.median(r) * 1e3:.2f}" for r in rounds)
+        ratio = f"{med / torch_median:.2f}" if torch_median else "-"
+        print(f"| {name} | {batch} | {path} | {med * 1e3:.2f} | {(q[2] - q[0]) * 1e3:.2f} | "
+              f"{per_round} | {ratio} | {flops / med / 1e9:.1f} | {len(flat)} |", flush=True)
+
+
+# ---------------------------------------------------------------- peak memory
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_probe(name, path, batch, steps=5):
+    """Run in a fresh process: peak RSS during steps minus RSS before the first step."""
+    runner = Runner(name, path, batch)
+    runner.step()  # first step allocates optimizer state and compiles kernels
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for _ in range(steps):
+        runner.step()
+    done.set()
+    sampler.join()
+    return base, peak[0]
+
+
+def measure_memory(names, paths, batch):
+    print("\n| workload | path | RSS before steps MiB | peak during steps MiB | step peak above base MiB |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        for path in paths:
+            cmd = [sys.executable, "-m", "benchmarks.compare", "--memory-probe", name, path,
+                   "--batch", str(batch or 0)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"| {name} | {path} | failed: {out.stderr.strip().splitlines()[-1:]} | | |")
+                continue
+            base, peak = (int(v) for v in out.stdout.split())
+            mib = 1024 * 1024
+            print(f"| {name} | {path} | {base / mib:.0f} | {peak / mib:.0f} | "
+                  f"{(peak - base) / mib:.1f} |", flush=True)
+
+
+# ---------------------------------------------------------------- report header
+def header(threads):
+    import numba
+    versions = [f"python {platform.python_version()}", f"numpy {numpy.__version__}",
+                f"numba {numba.__version__}"]
+    try:
+        import torch
+        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    except ImportError:
+        versions.append("torch not installed")
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M}  {cpu}, {os.cpu_count()} cores, "
+          f"{threads} threads")
+    print("# " + ", ".join(versions))
+    print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  "
+          f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', '(unset)')}")
+    print(f"# numpy.dot float32 2048^2 GEMM ceiling: {gemm_rate():.0f} GFLOP/s")
+    print("\n| workload | batch | path | median ms | IQR ms | per-round medians ms | "
+          "ratio to torch | GFLOP/s | steps |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-w", "--workloads", default="A,B,C,D,E")
+    parser.add_argument("-p", "--paths", default=",".join(PATHS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per path per round")
+    parser.add_argument("--batch", type=int, default=0, help="0: the workload's reference batch")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory")
+    parser.add_argument("--memory-probe", nargs=2, metavar=("WORKLOAD", "PATH"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        base, peak = memory_probe(*args.memory_probe, args.batch or None)
+        print(base, peak)
+        return
+    names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    header(args.threads)
+    compare(names, paths, args.rounds, args.seconds, args.batch or None, args.threads)
+    if args.memory:
+        measure_memory(names, paths, args.batch or None)
+
+
+if __name__ == "__main__":
+    main()
