@@ -7,6 +7,9 @@ The public surface (see README.md for the full list)::
     loss = (x * x).sum()
     loss.backward()
 """
+from . import runtime as _runtime
+_runtime.tune_malloc()
+
 from .backend import (BackendError, get_backend, set_backend, using_backend,
                       cupy_available)
 from .autograd import Tensor, Parameter, tensor, no_grad, is_grad_enabled
