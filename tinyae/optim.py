@@ -1,0 +1,390 @@
+"""Optimizers (SGD, Adam, RMSprop) and a learning-rate schedule (StepLR).
+
+The update rules are PyTorch's, to the operation, so that a model trained here
+and one trained with ``torch.optim`` from the same start follow the same path.
+Each rule is a small function on arrays (``sgd_update``, ``adam_update``,
+``rmsprop_update``) that changes the parameter and its state in place; the
+optimizer classes only keep the state and call it for every parameter that has
+a gradient. tutorial 09 derives the rules and compares them.
+
+Usage, as in PyTorch::
+
+    optimizer = tinyae.optim.Adam(model.parameters(), lr=1e-3)
+    for x in batches:
+        optimizer.zero_grad()
+        loss = tinyae.losses.mse(model(x), x)
+        loss.backward()
+        optimizer.step()
+
+Parameters are given as a list (or iterator) of ``Parameter``\\ s, or as a list of
+parameter groups, dicts ``{"params": [...], "lr": ...}`` whose keys override the
+defaults for that group. ``state_dict()`` / ``load_state_dict()`` save and
+restore everything a resumed run needs (hyperparameters, step counts, moment
+estimates), keyed by the parameter's index in the order given.
+"""
+import math
+
+from .autograd import Tensor, no_grad
+from .backend import get_array_module
+
+
+# ---------------------------------------------------------------- update rules on arrays
+def sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, nesterov, weight_decay):
+    """One SGD step, in place on ``param``; returns the momentum buffer (None without momentum).
+
+        g = grad + weight_decay * param
+        b = g on the first step, then momentum * b + (1 - dampening) * g
+        param -= lr * (g + momentum * b if nesterov else b)
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = grad.copy()
+        else:
+            momentum_buffer *= momentum
+            momentum_buffer += (1 - dampening) * grad
+        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * grad
+    return momentum_buffer
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
+    """One Adam step (``step`` counts from 1), in place on ``param``, ``exp_avg``, ``exp_avg_sq``.
+
+        g = grad + weight_decay * param
+        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
+        param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+    """
+    xp = get_array_module(param)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * grad
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    denom = xp.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + eps
+    param -= (lr / bias_correction1) * exp_avg / denom
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer,
+                   lr, alpha, eps, weight_decay, momentum):
+    """One RMSprop step, in place on ``param`` and the state arrays.
+
+    ``grad_avg`` is None unless centered; ``momentum_buffer`` is None unless momentum > 0.
+
+        g = grad + weight_decay * param
+        v = alpha v + (1 - alpha) g^2        (centered: a = alpha a + (1 - alpha) g, v - a^2)
+        d = sqrt(v) + eps                    (centered: sqrt(v - a^2) + eps)
+        param -= lr * g / d                  (momentum: b = momentum b + g / d; param -= lr * b)
+    """
+    xp = get_array_module(param)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if grad_avg is not None:
+        grad_avg *= alpha
+        grad_avg += (1 - alpha) * grad
+        denom = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        denom = xp.sqrt(square_avg) + eps
+    if momentum_buffer is not None:
+        momentum_buffer *= momentum
+        momentum_buffer += grad / denom
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * grad / denom
+
+
+# ---------------------------------------------------------------- optimizers
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``step``, ``zero_grad``, state dicts.
+
+    Subclasses set ``defaults`` (hyperparameter name -> default value) and write
+    ``init_state(param, group)`` (the fresh state of one parameter) and
+    ``update(param, state, group)`` (one step for one parameter).
+    """
+
+    def __init__(self, params, defaults):
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. "
+                            "model.parameters()), got a single Tensor; wrap it in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        self.defaults = defaults
+        self.param_groups = []
+        self.state = {}  # parameter index -> dict of arrays and numbers
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a group ``{"params": [...], hyperparameter: value, ...}``; defaults fill the rest."""
+        name = type(self).__name__
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{name}: unknown hyperparameters {sorted(unknown)}; "
+                             f"{name} has {sorted(self.defaults)}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: can only optimize Parameters/Tensors, got "
+                                f"{type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError(f"{name}: a parameter appears twice in the parameter list")
+            seen.add(id(p))
+        self.param_groups.append({**self.defaults, **group, "params": params})
+
+    def indexed_params(self):
+        """(index, parameter, group) for every parameter, indexed across groups in order."""
+        index = 0
+        for group in self.param_groups:
+            for param in group["params"]:
+                yield index, param, group
+                index += 1
+
+    def zero_grad(self):
+        """Forget every parameter's gradient (set it to None), before the next backward."""
+        for _, param, _ in self.indexed_params():
+            param.grad = None
+
+    def step(self):
+        """Update every parameter that has a gradient; parameters with grad None are skipped."""
+        with no_grad():
+            for index, param, group in self.indexed_params():
+                if param.grad is None:
+                    continue
+                if index not in self.state:
+                    self.state[index] = self.init_state(param, group)
+                self.update(param, self.state[index], group)
+
+    def init_state(self, param, group):
+        raise NotImplementedError
+
+    def update(self, param, state, group):
+        raise NotImplementedError
+
+    # --- saving and resuming ------------------------------------------------
+    def state_dict(self):
+        """A snapshot, in PyTorch's layout: {"state": {index: {...}}, "param_groups": [...]}.
+
+        Arrays are copies (later steps do not change the snapshot); step counts
+        and hyperparameters are Python numbers. Save it with ``tinyae.checkpoint.save``.
+        """
+        state = {index: {key: value.copy() if hasattr(value, "shape") else value
+                         for key, value in entry.items()}
+                 for index, entry in self.state.items()}
+        groups, first = [], 0
+        for group in self.param_groups:
+            saved = {key: value for key, value in group.items() if key != "params"}
+            saved["params"] = list(range(first, first + len(group["params"])))
+            first += len(group["params"])
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state saved by ``state_dict`` (possibly from a file).
+
+        Arrays are copied onto each parameter's backend and dtype. Raises ValueError
+        when the saved optimizer had other parameters (count or shapes) or was of
+        another kind.
+        """
+        name = type(self).__name__
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
+                             f"parameter groups, this optimizer has {len(self.param_groups)}")
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: group {i} was saved with {len(saved['params'])} "
+                    f"parameters, this optimizer has {len(group['params'])}; was it built "
+                    "from the same model?")
+            hyperparameters = set(saved) - {"params"}
+            if hyperparameters != set(self.defaults):
+                raise ValueError(
+                    f"{name}.load_state_dict: the saved hyperparameters {sorted(hyperparameters)}"
+                    f" are not {name}'s {sorted(self.defaults)}; was it saved from another "
+                    "optimizer?")
+        params = [(param, saved) for saved, group in zip(saved_groups, self.param_groups)
+                  for param in group["params"]]
+        state = {}
+        for index, saved_entry in state_dict["state"].items():
+            index = int(index)
+            if not 0 <= index < len(params):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but "
+                                 f"this optimizer has {len(params)} parameters")
+            param, saved_group = params[index]
+            state[index] = self._restore_entry(index, param, saved_entry, saved_group)
+        for saved, group in zip(saved_groups, self.param_groups):
+            group.update({key: value for key, value in saved.items() if key != "params"})
+        self.state = state
+
+    def _restore_entry(self, index, param, saved_entry, saved_group):
+        """One parameter's saved state, checked against a fresh one, on the parameter's backend."""
+        name = type(self).__name__
+        expected = self.init_state(param, saved_group)
+        if set(saved_entry) != set(expected):
+            raise ValueError(f"{name}.load_state_dict: parameter {index} has state "
+                             f"{sorted(saved_entry)}, expected {sorted(expected)}")
+        xp = get_array_module(param.data)
+        entry = {}
+        for key, value in saved_entry.items():
+            if hasattr(value, "shape"):
+                if tuple(value.shape) != param.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
+                        f"{tuple(value.shape)}, but the parameter has shape {param.shape}")
+                value = xp.array(value, dtype=param.dtype)  # a copy, on the parameter's backend
+            entry[key] = value
+        return entry
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+
+    Same arguments and update as torch.optim.SGD (see ``sgd_update``).
+
+    Example::
+
+        optimizer = tinyae.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    """
+
+    def __init__(self, params, lr, momentum=0, dampening=0, nesterov=False, weight_decay=0):
+        if lr < 0:
+            raise ValueError(f"SGD: lr must be >= 0, got {lr}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      nesterov=nesterov, weight_decay=weight_decay))
+
+    def init_state(self, param, group):
+        # the buffer starts as a copy of the first gradient, so it is made in the first update
+        return {"momentum_buffer": None} if group["momentum"] != 0 else {}
+
+    def update(self, param, state, group):
+        state_buffer = sgd_update(param.data, param.grad, state.get("momentum_buffer"),
+                                  group["lr"], group["momentum"], group["dampening"],
+                                  group["nesterov"], group["weight_decay"])
+        if group["momentum"] != 0:
+            state["momentum_buffer"] = state_buffer
+
+
+class Adam(Optimizer):
+    """Adam: steps scaled by running averages of the gradient and its square.
+
+    Same arguments and update as torch.optim.Adam (see ``adam_update``); weight_decay
+    is the L2 penalty added to the gradient (torch.optim.Adam, not AdamW).
+
+    Example::
+
+        optimizer = tinyae.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        if lr < 0 or eps < 0:
+            raise ValueError(f"Adam: lr and eps must be >= 0, got lr={lr}, eps={eps}")
+        if not all(0 <= beta < 1 for beta in betas) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def init_state(self, param, group):
+        xp = get_array_module(param.data)
+        return {"step": 0,
+                "exp_avg": xp.zeros_like(param.data),
+                "exp_avg_sq": xp.zeros_like(param.data)}
+
+    def update(self, param, state, group):
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        adam_update(param.data, param.grad, state["exp_avg"], state["exp_avg_sq"],
+                    state["step"], group["lr"], beta1, beta2, group["eps"],
+                    group["weight_decay"])
+
+
+class RMSprop(Optimizer):
+    """RMSprop: steps divided by a running root-mean-square of the gradient.
+
+    Same arguments and update as torch.optim.RMSprop (see ``rmsprop_update``);
+    ``centered=True`` divides by the running standard deviation instead.
+
+    Example::
+
+        optimizer = tinyae.optim.RMSprop(model.parameters(), lr=5e-5)
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False):
+        if lr < 0 or eps < 0 or momentum < 0:
+            raise ValueError(f"RMSprop: lr, eps and momentum must be >= 0, got lr={lr}, "
+                             f"eps={eps}, momentum={momentum}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def init_state(self, param, group):
+        xp = get_array_module(param.data)
+        state = {"step": 0, "square_avg": xp.zeros_like(param.data)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = xp.zeros_like(param.data)
+        if group["centered"]:
+            state["grad_avg"] = xp.zeros_like(param.data)
+        return state
+
+    def update(self, param, state, group):
+        state["step"] += 1
+        rmsprop_update(param.data, param.grad, state["square_avg"], state.get("grad_avg"),
+                       state.get("momentum_buffer"), group["lr"], group["alpha"], group["eps"],
+                       group["weight_decay"], group["momentum"])
+
+
+# ---------------------------------------------------------------- learning-rate schedule
+class StepLR:
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs, as torch's StepLR.
+
+    lr = initial_lr * gamma ** (epoch // step_size), for every parameter group.
+    Call ``step()`` once per epoch, after the epoch's optimizer steps.
+
+    Example::
+
+        scheduler = tinyae.optim.StepLR(optimizer, step_size=10, gamma=0.5)
+        for epoch in range(30):
+            train_one_epoch()
+            scheduler.step()
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+        self.optimizer = optimizer
+        self.step_size, self.gamma = int(step_size), gamma
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+
+    def step(self):
+        self.last_epoch += 1
+        factor = self.gamma ** (self.last_epoch // self.step_size)
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base_lr * factor
+
+    def get_last_lr(self):
+        """The learning rate of each parameter group, as set by the last ``step``."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {"step_size": self.step_size, "gamma": self.gamma,
+                "base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict):
+        self.step_size = state_dict["step_size"]
+        self.gamma = state_dict["gamma"]
+        self.base_lrs = list(state_dict["base_lrs"])
+        self.last_epoch = state_dict["last_epoch"]
