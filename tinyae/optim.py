@@ -5,7 +5,7 @@ and one trained with ``torch.optim`` from the same start follow the same path.
 Each rule is a small function on arrays (``sgd_update``, ``adam_update``,
 ``rmsprop_update``) that changes the parameter and its state in place; the
 optimizer classes only keep the state and call it for every parameter that has
-a gradient. tutorial 09 derives the rules and compares them.
+a gradient. Tutorial 09 derives the rules and compares them.
 
 Usage, as in PyTorch::
 
