@@ -1,0 +1,389 @@
+"""Layer operations as functions: linear, convolution, batch norm, dropout, activations.
+
+These are what the layers in ``tinyae.nn`` call with their parameters; they can
+also be called directly with tensors you own (as ``torch.nn.functional``)::
+
+    import tinyae.functional as F
+    y = F.conv2d(x, weight, bias, stride=2, padding=1)
+
+Each operation is one ``Function`` class with ``forward`` on arrays and
+``backward`` right beside it; the docstring states the derivative and names
+the tutorial that derives it. Layouts and output sizes are PyTorch's:
+images are (N, C, H, W), a conv weight is (out_channels, in_channels, KH, KW),
+a transposed-conv weight is (in_channels, out_channels, KH, KW).
+
+Convolution is lowered to one matrix product through the column matrix of
+``kernels.im2col`` (C*KH*KW, N*OH*OW); ``kernels.col2im`` is its adjoint.
+"""
+import operator
+
+import kernels
+
+from . import backend
+from .autograd import Function, Tensor, numel
+from .ops import leaky_relu, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
+
+__all__ = ["linear", "conv2d", "conv_transpose2d", "batch_norm", "dropout", "manual_seed",
+           "relu", "leaky_relu", "sigmoid", "tanh", "softplus"]
+
+
+def _pair(value, name):
+    """An int or a pair of ints as a (height, width) tuple of Python ints."""
+    try:
+        size = operator.index(value)
+        return (size, size)
+    except TypeError:
+        pass
+    try:
+        pair = tuple(operator.index(v) for v in value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    return pair
+
+
+def _shape_text(shape):
+    return str(tuple(int(n) for n in shape))
+
+
+# ---------------------------------------------------------------- linear
+class Linear(Function):
+    """y = x @ W^T + b;  dL/dx = dL/dy @ W, dL/dW = dL/dy^T @ x, dL/db = sum of dL/dy
+    over the batch. Tutorial 03."""
+
+    def forward(self, x, weight, bias=None):
+        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {_shape_text(x.shape)} does not fit weight of shape "
+                f"{_shape_text(weight.shape)} (out_features, in_features): the input's last "
+                f"dimension must be in_features")
+        if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"linear: bias of shape {_shape_text(bias.shape)}, expected "
+                             f"({weight.shape[0]},) (out_features,)")
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, gy):
+        in_features, out_features = self.weight.shape[1], self.weight.shape[0]
+        gx = gy @ self.weight
+        gy_rows = gy.reshape(-1, out_features)  # every leading axis counts as batch
+        gweight = gy_rows.T @ self.x.reshape(-1, in_features)
+        if self.has_bias:
+            return gx, gweight, gy_rows.sum(axis=0)
+        return gx, gweight
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias, with weight (out_features, in_features) as in PyTorch.
+
+    ``x`` is (N, in_features), or more generally (..., in_features).
+
+    Example::
+
+        y = F.linear(x, weight, bias)   # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
+    """
+    if bias is None:
+        return Linear().apply(x, weight)
+    return Linear().apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- convolution
+def _check_conv_input(op, x, weight, bias, weight_channels_axis):
+    """Shapes of a convolution's arrays; ``weight_channels_axis`` holds the input channels."""
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"{op}: needs input (N, C, H, W) and a 4-d weight, got input of "
+                         f"shape {_shape_text(x.shape)} and weight of shape "
+                         f"{_shape_text(weight.shape)}")
+    if x.shape[1] != weight.shape[weight_channels_axis]:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels (shape {_shape_text(x.shape)}) but the "
+            f"weight of shape {_shape_text(weight.shape)} expects "
+            f"{weight.shape[weight_channels_axis]}")
+    out_channels = weight.shape[1 - weight_channels_axis]
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise ValueError(f"{op}: bias of shape {_shape_text(bias.shape)}, expected "
+                         f"({out_channels},) (out_channels,)")
+
+
+def _check_stride_padding(stride, padding):
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"stride must be >= 1 and padding >= 0, got stride={stride}, "
+                         f"padding={padding}")
+
+
+class Conv2d(Function):
+    """y = W * x (cross-correlation) computed as W.reshape(OC, -1) @ im2col(x);
+    dL/dW = dL/dY @ cols^T,  dL/dx = col2im(W^T @ dL/dY),  dL/db = sum of dL/dy over
+    N, H, W. Tutorial 06."""
+
+    def __init__(self, stride, padding):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, bias=None):
+        _check_conv_input("conv2d", x, weight, bias, 1)
+        out_channels, _, kh, kw = weight.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        n, _, h, w = x.shape
+        oh = kernels.conv_output_size(h, kh, sh, ph)
+        ow = kernels.conv_output_size(w, kw, sw, pw)
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"conv2d: input of spatial size ({h}, {w}) with padding ({ph}, {pw}) is "
+                f"smaller than the kernel ({kh}, {kw}); use a smaller kernel or more padding")
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        self.cols = kernels.im2col(x, kh, kw, sh, sw, ph, pw)        # (C*KH*KW, N*OH*OW)
+        y = weight.reshape(out_channels, -1) @ self.cols              # (OC, N*OH*OW)
+        y = y.reshape(out_channels, n, oh, ow).transpose(1, 0, 2, 3)  # (N, OC, OH, OW)
+        if bias is not None:
+            return y + bias.reshape(1, -1, 1, 1)
+        return self.xp.ascontiguousarray(y)
+
+    def backward(self, gy):
+        out_channels, _, kh, kw = self.weight.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        gy_rows = gy.transpose(1, 0, 2, 3).reshape(out_channels, -1)  # (OC, N*OH*OW)
+        gweight = (gy_rows @ self.cols.T).reshape(self.weight.shape)
+        gcols = self.weight.reshape(out_channels, -1).T @ gy_rows     # (C*KH*KW, N*OH*OW)
+        gx = kernels.col2im(gcols, self.x_shape, kh, kw, sh, sw, ph, pw)
+        if self.has_bias:
+            return gx, gweight, gy.sum(axis=(0, 2, 3))
+        return gx, gweight
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-d convolution (cross-correlation, as PyTorch) of x (N, C, H, W) with weight
+    (out_channels, C, KH, KW); output (N, out_channels, OH, OW) with
+    OH = (H + 2 padding - KH) // stride + 1 (likewise OW).
+
+    ``stride`` and ``padding`` are an int or a (height, width) pair.
+
+    Example::
+
+        y = F.conv2d(x, weight, bias, stride=2, padding=1)  # (8, 1, 28, 28) -> (8, 16, 14, 14)
+    """
+    fn = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"))
+    _check_stride_padding(fn.stride, fn.padding)
+    return fn.apply(x, weight) if bias is None else fn.apply(x, weight, bias)
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of conv2d: y = col2im(W^T @ x) with W (C_in, C_out*KH*KW);
+    dL/dx = W @ im2col(dL/dy),  dL/dW = x @ im2col(dL/dy)^T,  dL/db = sum of dL/dy over
+    N, H, W. Tutorial 06."""
+
+    def __init__(self, stride, padding, output_padding):
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+
+    def forward(self, x, weight, bias=None):
+        _check_conv_input("conv_transpose2d", x, weight, bias, 0)
+        in_channels, out_channels, kh, kw = weight.shape
+        (sh, sw), (ph, pw), (oph, opw) = self.stride, self.padding, self.output_padding
+        n, _, h, w = x.shape
+        oh = (h - 1) * sh - 2 * ph + kh + oph
+        ow = (w - 1) * sw - 2 * pw + kw + opw
+        if oh < 1 or ow < 1:
+            raise ValueError(f"conv_transpose2d: the output size ({oh}, {ow}) is not positive; "
+                             f"padding ({ph}, {pw}) is too large for input ({h}, {w})")
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        self.x_rows = x.transpose(1, 0, 2, 3).reshape(in_channels, -1)  # (C_in, N*H*W)
+        cols = weight.reshape(in_channels, -1).T @ self.x_rows            # (C_out*KH*KW, N*H*W)
+        y = kernels.col2im(cols, (n, out_channels, oh, ow), kh, kw, sh, sw, ph, pw)
+        if bias is not None:
+            return y + bias.reshape(1, -1, 1, 1)
+        return self.xp.ascontiguousarray(y)
+
+    def backward(self, gy):
+        in_channels, _, kh, kw = self.weight.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        n, _, h, w = self.x_shape
+        gcols = kernels.im2col(gy, kh, kw, sh, sw, ph, pw)          # (C_out*KH*KW, N*H*W)
+        gweight = (self.x_rows @ gcols.T).reshape(self.weight.shape)
+        gx = self.weight.reshape(in_channels, -1) @ gcols            # (C_in, N*H*W)
+        gx = self.xp.ascontiguousarray(gx.reshape(in_channels, n, h, w).transpose(1, 0, 2, 3))
+        if self.has_bias:
+            return gx, gweight, gy.sum(axis=(0, 2, 3))
+        return gx, gweight
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    """Transposed convolution (the adjoint of conv2d, "deconvolution") of x (N, C_in, H, W)
+    with weight (C_in, C_out, KH, KW); output (N, C_out, OH, OW) with
+    OH = (H - 1) stride - 2 padding + KH + output_padding (likewise OW), as PyTorch.
+
+    ``output_padding`` (smaller than ``stride``) picks among the output sizes that a
+    stride-s convolution maps to the same input size.
+
+    Example::
+
+        y = F.conv_transpose2d(z, weight, bias, stride=2, padding=1, output_padding=1)
+        # (8, 16, 14, 14) -> (8, 1, 28, 28) with a 3x3 kernel
+    """
+    fn = ConvTranspose2d(_pair(stride, "stride"), _pair(padding, "padding"),
+                         _pair(output_padding, "output_padding"))
+    _check_stride_padding(fn.stride, fn.padding)
+    if any(not 0 <= op < s for op, s in zip(fn.output_padding, fn.stride)):
+        raise ValueError(f"conv_transpose2d: output_padding {fn.output_padding} must be "
+                         f">= 0 and smaller than the stride {fn.stride}")
+    return fn.apply(x, weight) if bias is None else fn.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- batch normalisation
+def _array(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+class BatchNorm(Function):
+    """y = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps) per channel (axis 1);
+    dL/dgamma = sum(g * xhat), dL/dbeta = sum(g), and with batch statistics
+    dL/dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat))
+    (g = dL/dy; sums and means over every axis but the channel), or
+    dL/dx = gamma / sqrt(var + eps) * g with running statistics. Tutorial 07."""
+
+    def __init__(self, training, eps, running_mean=None, running_var=None, momentum=0.1):
+        self.training, self.eps, self.momentum = training, eps, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+
+    def forward(self, x, weight, bias):
+        xp = self.xp
+        self.axes = (0,) + tuple(range(2, x.ndim))             # every axis but the channel
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # broadcasts per channel
+        self.count = numel(x.shape[a] for a in self.axes)       # values per channel
+        if self.training:
+            if self.count < 2:
+                raise ValueError(
+                    f"batch_norm: expected more than 1 value per channel in training, got "
+                    f"input of shape {_shape_text(x.shape)}; use a batch of 2 or more, or "
+                    f"eval mode")
+            mean = x.mean(axis=self.axes, keepdims=True)
+            centered = x - mean
+            var = (centered * centered).mean(axis=self.axes, keepdims=True)  # biased
+            if self.running_mean is not None:
+                self._update_running_stats(mean.reshape(-1), var.reshape(-1))
+        else:
+            centered = x - self.running_mean.reshape(shape)
+            var = self.running_var.reshape(shape)
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        self.xhat = centered * inv_std
+        self.scale = weight.reshape(shape) * inv_std             # gamma / sigma
+        return self.xhat * weight.reshape(shape) + bias.reshape(shape)
+
+    def _update_running_stats(self, mean, var):
+        """In place, as PyTorch: the running variance uses the unbiased batch variance."""
+        m, n = self.momentum, self.count
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean
+        self.running_var *= 1 - m
+        self.running_var += (m * n / (n - 1)) * var
+
+    def backward(self, gy):
+        shape = self.scale.shape
+        gbias = gy.sum(axis=self.axes)
+        gweight = (gy * self.xhat).sum(axis=self.axes)
+        if self.training:
+            gx = self.scale * (gy - gbias.reshape(shape) / self.count
+                               - self.xhat * (gweight.reshape(shape) / self.count))
+        else:
+            gx = self.scale * gy
+        return gx, gweight, gbias
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over channel axis 1 of x (N, C) or (N, C, H, W) (or (N, C, L)).
+
+    In training it normalises with the batch mean and biased variance, and updates
+    ``running_mean`` and ``running_var`` (tensors or arrays of shape (C,), or None) in
+    place, as PyTorch: running = (1 - momentum) running + momentum batch, using the
+    unbiased variance for ``running_var``. In eval it normalises with the running
+    statistics. ``weight`` (gamma) and ``bias`` (beta) have shape (C,); None means 1 and 0.
+
+    Example::
+
+        y = F.batch_norm(x, bn_mean, bn_var, gamma, beta, training=True)
+    """
+    data = _array(x)
+    if data.ndim < 2:
+        raise ValueError(f"batch_norm: needs input (N, C, ...), got shape "
+                         f"{_shape_text(data.shape)}")
+    channels = data.shape[1]
+    xp = backend.get_array_module(data)
+    if weight is None:
+        weight = xp.ones(channels, dtype=data.dtype)
+    if bias is None:
+        bias = xp.zeros(channels, dtype=data.dtype)
+    running_mean, running_var = _array(running_mean), _array(running_var)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: eval mode (training=False) needs running_mean and "
+                         "running_var")
+    for name, value in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        if value is not None and tuple(value.shape) != (channels,):
+            raise ValueError(f"batch_norm: {name} of shape {_shape_text(value.shape)}, "
+                             f"expected ({channels},) for input of shape "
+                             f"{_shape_text(data.shape)}")
+    fn = BatchNorm(training, eps, running_mean, running_var, momentum)
+    return fn.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- dropout
+_dropout_seed = [0]
+_dropout_generators = {}  # backend name -> its Generator, made on first use
+
+
+def manual_seed(seed):
+    """Seed the default random generators of ``dropout`` (one per backend)."""
+    _dropout_seed[0] = int(seed)
+    _dropout_generators.clear()
+
+
+def default_generator(xp):
+    """The default Generator of array module ``xp`` that ``dropout`` draws from."""
+    name = xp.__name__
+    if name not in _dropout_generators:
+        _dropout_generators[name] = xp.random.default_rng(_dropout_seed[0])
+    return _dropout_generators[name]
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p) with mask ~ Bernoulli(1 - p) (inverted dropout);
+    dy/dx = mask / (1 - p). Tutorial 08."""
+
+    def __init__(self, p, rng):
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        if type(self.rng).__module__.split(".")[0] != self.xp.__name__:
+            raise backend.BackendError("dropout: rng must be a Generator of the input's "
+                                       "backend (numpy.random or cupy.random)")
+        keep = self.rng.random(x.shape, dtype=self.xp.float32) >= self.p
+        scale = 0.0 if self.p == 1 else 1 / (1 - self.p)
+        self.mask = keep.astype(x.dtype) * scale
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def dropout(x, p=0.5, training=True, rng=None):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p), so the
+    expected value is unchanged (inverted dropout); the identity in eval or when p = 0.
+
+    ``rng`` is a Generator of the input's backend (``numpy.random.default_rng(seed)``
+    or ``cupy.random.default_rng(seed)``); None uses the default one (``manual_seed``).
+
+    Example::
+
+        h = F.dropout(h, p=0.2, training=model.training)
+    """
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p is a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if rng is None:
+        rng = default_generator(backend.get_array_module(_array(x)))
+    return Dropout(p, rng).apply(x)
