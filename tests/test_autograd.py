@@ -228,3 +228,12 @@ def test_gradcheck_refuses_float32(backend_name):
     x = tinyae.tensor([1.0], requires_grad=True)
     with pytest.raises(TypeError, match="float64"):
         tinyae.gradcheck(lambda t: t * t, x)
+
+
+def test_tensor_and_parameter_copy_the_callers_array(backend_name):
+    host = np.ones(3)
+    t = tinyae.tensor(host)
+    p = tinyae.Parameter(host)
+    t.data += 1
+    p.data += 1
+    np.testing.assert_array_equal(host, np.ones(3))

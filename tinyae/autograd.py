@@ -305,6 +305,7 @@ def tensor(data, requires_grad=False, dtype=None):
 
     Python numbers and lists become float32 unless ``dtype`` says otherwise;
     floating arrays keep their dtype (so float64 stays float64 for gradient checks).
+    The data is always copied (as ``torch.tensor`` does).
     """
     if isinstance(data, Tensor):
         data = data.data
@@ -313,7 +314,8 @@ def tensor(data, requires_grad=False, dtype=None):
         dtype = _default_float(data)
     if backend.backend_of(data) != backend.get_backend():
         data = backend.to_backend(data, backend.get_backend())
-    return Tensor(xp.asarray(data, dtype=dtype), requires_grad=requires_grad)
+    # Always a copy, like torch.tensor: an optimizer step must never change the caller's array.
+    return Tensor(xp.array(data, dtype=dtype, copy=True), requires_grad=requires_grad)
 
 
 class Parameter(Tensor):
@@ -322,6 +324,8 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad=True):
         if isinstance(data, Tensor):
             data = data.data
+        elif backend.backend_of(data) == "numpy":
+            data = numpy.array(data, copy=True)  # the caller's array is never updated in place
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
