@@ -1,0 +1,186 @@
+"""tinyae.models.GMMSampler and tinyae.models.latent: fitting and sampling codes, a plain
+autoencoder turned into a digit generator, interpolation, PCA and nearest neighbours."""
+
+import numpy as np
+import pytest
+
+from tinyae import data, models, nn
+from tinyae.models import latent
+from tinyae.train import train
+
+from test_models import train_digit_classifier
+
+
+# ---------------------------------------------------------------- GMMSampler on synthetic codes
+def two_classes(n=4000, seed=0):
+    """Codes of two classes: N((0, 0), diag(1, 4)) and N((10, -5), [[2, 1], [1, 2]])."""
+    rng = np.random.default_rng(seed)
+    a = rng.multivariate_normal([0, 0], [[1, 0], [0, 4]], size=n)
+    b = rng.multivariate_normal([10, -5], [[2, 1], [1, 2]], size=n)
+    return np.concatenate([a, b]).astype(np.float32), np.repeat([3, 7], n)
+
+
+def test_gaussian_per_class_matches_mean_and_scaled_covariance():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", covariance_scale=0.5, seed=0).fit(codes, labels)
+    assert sampler.classes_ == [3, 7]
+    drawn = sampler.sample(20000, label=7)
+    assert drawn.dtype == np.float32 and drawn.shape == (20000, 2)
+    np.testing.assert_allclose(drawn.mean(axis=0), [10, -5], atol=0.05)
+    np.testing.assert_allclose(np.cov(drawn, rowvar=False), 0.5 * np.array([[2, 1], [1, 2]]),
+                               atol=0.05)
+
+
+def test_sampling_without_a_label_follows_the_class_frequencies():
+    codes, labels = two_classes()
+    codes, labels = codes[1000:], labels[1000:]          # 3000 threes, 4000 sevens
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    drawn, drawn_labels = sampler.sample(7000, return_labels=True)
+    assert abs((drawn_labels == 7).mean() - 4 / 7) < 0.02
+    assert abs(drawn[drawn_labels == 3].mean(axis=0)[0]) < 0.1
+    assert abs(drawn[drawn_labels == 7].mean(axis=0)[0] - 10) < 0.1
+
+
+def test_overall_fit_without_labels():
+    codes, _ = two_classes()
+    sampler = models.GMMSampler("mixture", n_components=2, seed=0).fit(codes)
+    drawn = sampler.sample(4000)
+    assert (drawn[:, 0] > 5).mean() == pytest.approx(0.5, abs=0.05)  # both modes found
+    with pytest.raises(ValueError, match="no class 3"):
+        sampler.sample(1, label=3)
+
+
+def test_mixture_components_are_capped_by_the_class_size_with_a_warning():
+    codes, labels = two_classes(n=40)
+    with pytest.warns(UserWarning, match="only 40 codes"):
+        sampler = models.GMMSampler("mixture", n_components=250, seed=0).fit(codes, labels)
+    assert len(sampler.components_[3][0]) == 40
+    assert sampler.sample(5, label=3).shape == (5, 2)
+
+
+def test_same_seed_same_samples():
+    codes, labels = two_classes(n=200)
+    first = models.GMMSampler("mixture", n_components=3, seed=1).fit(codes, labels)
+    second = models.GMMSampler("mixture", n_components=3, seed=1).fit(codes, labels)
+    np.testing.assert_array_equal(first.sample(10, label=7), second.sample(10, label=7))
+
+
+def test_sampler_errors_speak_plainly():
+    with pytest.raises(ValueError, match="kind must be"):
+        models.GMMSampler("student")
+    with pytest.raises(RuntimeError, match="fit"):
+        models.GMMSampler().sample(3)
+    with pytest.raises(ValueError, match="one label per code"):
+        models.GMMSampler().fit(np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        models.GMMSampler().fit(np.full((5, 2), np.nan))
+
+
+# ---------------------------------------------------------------- an autoencoder turned generator
+@pytest.fixture(scope="module")
+def mnist(data_dir):
+    return data.load_mnist(data_dir, split="train")
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "mixture"])
+def test_gmm_on_autoencoder_codes_draws_the_digit_asked_for(kind, mnist, trained_autoencoder,
+                                                            classify):
+    x, y = mnist
+    model = trained_autoencoder
+    codes = model.embed(x[:4000]).numpy()
+    sampler = models.GMMSampler(kind, n_components=3, covariance_scale=0.25, seed=0)
+    sampler.fit(codes, y[:4000])
+    wanted = np.repeat(np.arange(10), 30)
+    z = np.concatenate([sampler.sample(30, label=digit) for digit in range(10)])
+    images = model.decode(z).numpy()
+    accuracy = (classify(images) == wanted).mean()
+    assert accuracy >= 0.9, f"only {accuracy:.1%} of the decoded samples are the class asked for"
+
+
+@pytest.fixture(scope="module")
+def trained_autoencoder(mnist):
+    nn.manual_seed(0)
+    model = models.mlp_autoencoder((1, 28, 28), [256], latent_dim=16, code_activation=None)
+    train(model, mnist[0][:4000], epochs=8, batch_size=64, progress=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def classify(mnist):
+    x, y = mnist
+    predict = train_digit_classifier(x[10000:30000], y[10000:30000])
+    assert (predict(x[50000:51000]) == y[50000:51000]).mean() > 0.93
+    return predict
+
+
+# ---------------------------------------------------------------- latent-space tools
+def test_interpolate_includes_both_endpoints():
+    a, b = np.array([0.0, 2.0]), np.array([4.0, -2.0])
+    line = latent.interpolate(a, b, 5)
+    assert line.shape == (5, 2) and line.dtype == np.float32
+    np.testing.assert_allclose(line[0], a)
+    np.testing.assert_allclose(line[-1], b)
+    np.testing.assert_allclose(line[2], [2.0, 0.0])
+    with pytest.raises(ValueError, match="shape"):
+        latent.interpolate(a, np.zeros(3), 4)
+
+
+def test_attribute_vector_and_arithmetic():
+    with_attribute = np.array([[2.0, 1.0], [4.0, 1.0]])
+    without = np.array([[0.0, 1.0], [0.0, 3.0]])
+    vector = latent.attribute_vector(with_attribute, without)
+    np.testing.assert_allclose(vector, [3.0, -1.0])
+    steps = latent.latent_arithmetic(np.zeros(2), vector, [-1, 0, 1, 2])
+    np.testing.assert_allclose(steps, [[-3, 1], [0, 0], [3, -1], [6, -2]])
+    assert latent.latent_arithmetic(np.zeros((5, 2)), vector, [0, 1]).shape == (5, 2, 2)
+
+
+def test_pca_finds_the_directions_the_codes_use():
+    rng = np.random.default_rng(0)
+    plane = rng.standard_normal((500, 2)) * [3.0, 1.0]
+    directions = np.linalg.qr(rng.standard_normal((6, 2)))[0].T      # (2, 6) orthonormal
+    codes = plane @ directions
+    result = latent.pca(codes)
+    assert result.eigenvalues.shape == (6,) and result.components.shape == (6, 6)
+    assert result.eigenvalues[0] == pytest.approx(9, rel=0.15)
+    assert result.eigenvalues[1] == pytest.approx(1, rel=0.15)
+    assert result.eigenvalues[2:].max() < 1e-6
+    assert result.projection.shape == (500, 2)
+    np.testing.assert_allclose(abs(result.components[0] @ directions[0]), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("metric", ["l2", "bce"])
+def test_nearest_neighbours_agree_with_brute_force(metric, backend_name):
+    rng = np.random.default_rng(0)
+    references = rng.random((300, 1, 4, 4)).astype(np.float32)
+    queries = rng.random((50, 16)).astype(np.float32)
+    found = latent.nearest_neighbours(queries, references, metric=metric, k=3, batch_size=64)
+    flat = references.reshape(300, -1)
+    if metric == "l2":
+        distance = np.sqrt(((queries[:, None, :] - flat[None]) ** 2).sum(-1))
+    else:
+        q = np.clip(queries, 1e-7, 1 - 1e-7)[:, None, :]
+        distance = -(flat[None] * np.log(q) + (1 - flat[None]) * np.log(1 - q)).mean(-1)
+    expected = np.argsort(distance, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(found.indices, expected)
+    np.testing.assert_allclose(found.distances, np.take_along_axis(distance, expected, 1),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_nearest_neighbour_of_a_copy_is_itself():
+    references = np.random.default_rng(1).random((100, 8)).astype(np.float32)
+    found = latent.nearest_neighbours(references[[7, 42]], references)
+    assert found.indices[:, 0].tolist() == [7, 42]
+    assert np.allclose(found.distances[:, 0], 0, atol=1e-3)
+
+
+def test_morph_and_decode_basis_decode_images():
+    nn.manual_seed(0)
+    model = models.mlp_vae((1, 28, 28), hidden=(16,), latent_dim=3)
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 1, 28, 28), dtype=np.float32)
+    strip = latent.morph(model, a, b, steps=6)
+    assert strip.shape == (6, 1, 28, 28)
+    codes = model.embed(np.stack([a, b])).numpy()
+    np.testing.assert_allclose(strip[0], model.decode(codes[:1]).numpy()[0], rtol=1e-5)
+    assert latent.decode_basis(model, 3, scale=2.0).shape == (3, 1, 28, 28)
