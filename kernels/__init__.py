@@ -5,8 +5,24 @@ the kernel mode: ``"fused"`` (default: Numba on NumPy arrays, CuPy kernels on
 CuPy arrays) or ``"reference"`` (the plain versions in ``kernels.reference``,
 for teaching and debugging). Choose with ``TINYAE_KERNELS=reference`` in the
 environment or ``kernels.set_mode("reference")``.
+
+The three implementations of every kernel share one signature:
+
+=================  ==========================  ===============================
+module             runs on                     loaded
+=================  ==========================  ===============================
+kernels.reference  NumPy or CuPy, plain code   always
+kernels.cpu        NumPy, Numba @njit          on the first fused call (Numba)
+kernels.gpu        CuPy, CUDA kernels          on the first fused CuPy call
+=================  ==========================  ===============================
+
+Importing ``kernels`` imports neither Numba nor CuPy, and nothing is compiled
+until a kernel is first called (then once per dtype, cached on disk; see
+kernels.cpu for the measured costs). Arrays of dtypes other than float32 and
+float64 always take the reference path.
 """
 import contextlib
+import importlib
 import os
 
 from . import reference
@@ -15,6 +31,8 @@ MODES = ("fused", "reference")
 _mode = [os.environ.get("TINYAE_KERNELS", "fused").strip().lower() or "fused"]
 if _mode[0] not in MODES:
     raise ValueError(f"TINYAE_KERNELS={_mode[0]!r}: choose one of {MODES}")
+
+FUSED_DTYPES = ("float32", "float64")
 
 
 def set_mode(mode):
@@ -38,14 +56,86 @@ def using_mode(mode):
         set_mode(previous)
 
 
+def implementation(array):
+    """The module whose kernels run for ``array`` now: reference, cpu or gpu."""
+    if _mode[0] == "reference" or str(array.dtype) not in FUSED_DTYPES:
+        return reference
+    name = "gpu" if type(array).__module__.startswith("cupy") else "cpu"
+    return importlib.import_module(f"{__name__}.{name}")
+
+
 conv_output_size = reference.conv_output_size
+ACTIVATIONS = reference.ACTIVATIONS
 
 
+# ---------------------------------------------------------- im2col / col2im
 def im2col(x, kh, kw, sh, sw, ph, pw):
     """x (N, C, H, W) -> column matrix (C*kh*kw, N*OH*OW); see kernels.reference."""
-    return reference.im2col(x, kh, kw, sh, sw, ph, pw)
+    return implementation(x).im2col(x, kh, kw, sh, sw, ph, pw)
 
 
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     """Adjoint of im2col: column matrix -> (N, C, H, W) with overlaps summed."""
-    return reference.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+    return implementation(cols).col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+
+
+# ------------------------------------------------------- bias + activation
+def bias_act_forward(z, bias, act, slope=0.01):
+    """y = act(z + bias), bias per feature of (N, F) or per channel of (N, C, H, W).
+
+    act: "identity", "relu", "leaky_relu" (negative slope ``slope``), "sigmoid", "tanh".
+    """
+    return implementation(z).bias_act_forward(z, bias, act, slope)
+
+
+def bias_act_backward(gy, y, act, slope=0.01):
+    """(gz, gbias) of y = act(z + bias), computed from the output y."""
+    return implementation(gy).bias_act_backward(gy, y, act, slope)
+
+
+# ------------------------------------------------------------------ losses
+def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
+    """(loss, dloss/dlogits) of binary cross-entropy on logits; loss a 0-d array."""
+    return implementation(logits).sigmoid_bce_with_logits(logits, targets, reduction)
+
+
+# ------------------------------------------------------ VAE: KL and sampling
+def reparameterize(mu, logvar, eps):
+    """(z, std): z = mu + exp(logvar / 2) eps."""
+    return implementation(mu).reparameterize(mu, logvar, eps)
+
+
+def reparameterize_backward(gz, eps, std):
+    """(gmu, glogvar) = (gz, gz eps std / 2)."""
+    return implementation(gz).reparameterize_backward(gz, eps, std)
+
+
+def kl_normal_forward_backward(mu, logvar):
+    """(kl per example (N,), dkl/dmu = mu, dkl/dlogvar = (exp(logvar) - 1) / 2)."""
+    return implementation(mu).kl_normal_forward_backward(mu, logvar)
+
+
+# ------------------------------------------------------------- batch norm
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Training batch norm over all axes but 1: (y, mean, invstd), biased variance."""
+    return implementation(x).batchnorm_forward(x, gamma, beta, eps)
+
+
+def batchnorm_backward(gy, x, gamma, mean, invstd):
+    """(gx, ggamma, gbeta) of training batch norm, from x and the saved mean, invstd."""
+    return implementation(x).batchnorm_backward(gy, x, gamma, mean, invstd)
+
+
+# -------------------------------------------------------------- optimizers
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0):
+    """One Adam step in place (PyTorch's rule); ``step`` is the new step count t >= 1."""
+    implementation(param).adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2,
+                                      eps, weight_decay)
+
+
+def rmsprop_update(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                   momentum=0.0, momentum_buffer=None, centered=False, grad_avg=None):
+    """One RMSprop step in place (PyTorch's rule); buffers are zeros before step 1."""
+    implementation(param).rmsprop_update(param, grad, square_avg, lr, alpha, eps, weight_decay,
+                                         momentum, momentum_buffer, centered, grad_avg)

@@ -55,3 +55,215 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
             padded[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += \
                 cols[:, i, j].transpose(1, 0, 2, 3)
     return padded[:, :, ph:ph + h, pw:pw + w]
+
+
+# ------------------------------------------------------- bias + activation
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+
+
+def channel_shape(ndim):
+    """The shape that broadcasts a per-channel vector over axis 1 of an ndim array."""
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def channel_sum_axes(ndim):
+    """Every axis but the channel axis 1: (0,) for (N, F), (0, 2, 3) for (N, C, H, W)."""
+    return (0,) + tuple(range(2, ndim))
+
+
+def check_activation(act):
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {ACTIVATIONS}")
+
+
+def bias_act_forward(z, bias, act, slope=0.01):
+    """y = act(z + bias), bias per column of (N, F) or per channel of (N, C, H, W).
+
+    act is one of ACTIVATIONS; ``slope`` is leaky_relu's negative slope (> 0).
+    """
+    check_activation(act)
+    xp = _array_module(z)
+    t = z + bias.reshape(channel_shape(z.ndim))
+    if act == "identity":
+        return t
+    if act == "relu":
+        return xp.maximum(t, 0)
+    if act == "leaky_relu":
+        return xp.where(t > 0, t, t * slope)
+    if act == "sigmoid":
+        e = xp.exp(-xp.abs(t))          # stable: never exp of a large positive number
+        return xp.where(t >= 0, 1 / (1 + e), e / (1 + e))
+    return xp.tanh(t)
+
+
+def bias_act_backward(gy, y, act, slope=0.01):
+    """(gz, gbias) for y = act(z + bias), from the output y alone.
+
+    act'(z) read off y:  relu 1[y > 0];  leaky_relu 1 or slope by y > 0;
+    sigmoid y (1 - y);  tanh 1 - y^2.  gbias sums gz over every axis but axis 1.
+    """
+    check_activation(act)
+    xp = _array_module(gy)
+    if act == "identity":
+        gz = gy
+    elif act == "relu":
+        gz = xp.where(y > 0, gy, 0)
+    elif act == "leaky_relu":
+        gz = xp.where(y > 0, gy, gy * slope)
+    elif act == "sigmoid":
+        gz = gy * y * (1 - y)
+    else:
+        gz = gy * (1 - y * y)
+    return gz, gz.sum(axis=channel_sum_axes(gy.ndim))
+
+
+# ------------------------------------------------------------------ losses
+def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
+    """Binary cross-entropy on logits x with targets y, and its gradient dL/dx.
+
+    Per element  l = max(x, 0) - x y + log1p(exp(-|x|))  (never overflows), and
+    dl/dx = sigmoid(x) - y.  Returns (loss, grad): loss a 0-d array of x's dtype,
+    the sum ("sum") or the mean ("mean", then grad is divided by x.size too).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    xp = _array_module(logits)
+    x, y = logits, targets
+    e = xp.exp(-xp.abs(x))
+    loss = xp.sum(xp.maximum(x, 0) - x * y + xp.log1p(e))
+    grad = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)) - y
+    if reduction == "mean":
+        loss, grad = loss / x.size, grad / x.size
+    return xp.asarray(loss, dtype=x.dtype), grad
+
+
+# ------------------------------------------------------ VAE: KL and sampling
+def reparameterize(mu, logvar, eps):
+    """z = mu + std * eps with std = exp(logvar / 2); returns (z, std)."""
+    xp = _array_module(mu)
+    std = xp.exp(0.5 * logvar)
+    return mu + std * eps, std
+
+
+def reparameterize_backward(gz, eps, std):
+    """(gmu, glogvar) for z = mu + exp(logvar / 2) eps:  gmu = gz,  glogvar = gz eps std / 2.
+
+    gmu is a copy of gz, so that accumulating into it leaves gz alone.
+    """
+    return gz.copy(), gz * eps * std * 0.5
+
+
+def kl_normal_forward_backward(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per example, and its gradients.
+
+    kl[n] = 1/2 sum_j (mu^2 + exp(logvar) - 1 - logvar) over every axis but 0;
+    dkl/dmu = mu (a copy);  dkl/dlogvar = (exp(logvar) - 1) / 2.
+    Returns (kl (N,), dmu, dlogvar).
+    """
+    xp = _array_module(mu)
+    var = xp.exp(logvar)
+    axes = tuple(range(1, mu.ndim))
+    kl = 0.5 * xp.sum(mu * mu + var - 1 - logvar, axis=axes)
+    return kl, mu.copy(), 0.5 * (var - 1)
+
+
+# ------------------------------------------------------------- batch norm
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Training-mode batch norm over every axis but the channel axis 1.
+
+    y = gamma (x - mean) invstd + beta,  invstd = 1 / sqrt(var + eps), var biased
+    (divided by M = x.size / C), as PyTorch normalises. Returns (y, mean, invstd),
+    mean and invstd of shape (C,).
+    """
+    xp = _array_module(x)
+    axes, shape = channel_sum_axes(x.ndim), channel_shape(x.ndim)
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    invstd = 1 / xp.sqrt(var + eps)
+    x_hat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    return x_hat * gamma.reshape(shape) + beta.reshape(shape), mean, invstd
+
+
+def batchnorm_backward(gy, x, gamma, mean, invstd):
+    """(gx, ggamma, gbeta) of training-mode batch norm, from x and the saved statistics.
+
+    With x_hat = (x - mean) invstd and M values per channel:
+    gbeta = sum gy,  ggamma = sum gy x_hat,
+    gx = gamma invstd / M (M gy - gbeta - x_hat ggamma).
+    """
+    axes, shape = channel_sum_axes(x.ndim), channel_shape(x.ndim)
+    m = x.size // x.shape[1]
+    x_hat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    gbeta = gy.sum(axis=axes)
+    ggamma = (gy * x_hat).sum(axis=axes)
+    scale = (gamma * invstd / m).reshape(shape)
+    gx = scale * (m * gy - gbeta.reshape(shape) - x_hat * ggamma.reshape(shape))
+    return gx, ggamma, gbeta
+
+
+# -------------------------------------------------------------- optimizers
+def lerp_(start, end, weight):
+    """start += weight (end - start) in place, rounded the way torch.lerp_ rounds."""
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0):
+    """One Adam step in place, PyTorch's rule (torch.optim.Adam, amsgrad off).
+
+    step is the new step count t >= 1.  g = grad + weight_decay param;
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    """
+    xp = _array_module(param)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    denom = xp.sqrt(exp_avg_sq) / bias_correction2 ** 0.5 + eps
+    param -= step_size * (exp_avg / denom)
+
+
+def rmsprop_update(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                   momentum=0.0, momentum_buffer=None, centered=False, grad_avg=None):
+    """One RMSprop step in place, PyTorch's rule (torch.optim.RMSprop).
+
+    g = grad + weight_decay param;  s = alpha s + (1 - alpha) g^2;
+    centered: a = alpha a + (1 - alpha) g (grad_avg) and avg = sqrt(s - a^2), else sqrt(s);
+    momentum > 0: b = momentum b + g / (avg + eps), param -= lr b (momentum_buffer);
+    otherwise param -= lr g / (avg + eps).  The buffers start as zeros.
+    """
+    xp = _array_module(param)
+    check_rmsprop_buffers(momentum, momentum_buffer, centered, grad_avg)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if centered:
+        lerp_(grad_avg, grad, 1 - alpha)
+        avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = xp.sqrt(square_avg)
+    avg += eps
+    if momentum > 0:
+        momentum_buffer *= momentum
+        momentum_buffer += grad / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * (grad / avg)
+
+
+def check_rmsprop_buffers(momentum, momentum_buffer, centered, grad_avg):
+    if momentum > 0 and momentum_buffer is None:
+        raise ValueError("rmsprop_update: momentum > 0 needs a momentum_buffer "
+                         "(zeros shaped like param on the first step)")
+    if centered and grad_avg is None:
+        raise ValueError("rmsprop_update: centered=True needs grad_avg "
+                         "(zeros shaped like param on the first step)")
