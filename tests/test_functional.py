@@ -353,3 +353,37 @@ def test_float32_stays_float32(backend_name, rng, name):
 def test_activations_are_reexported():
     for name in ("relu", "leaky_relu", "sigmoid", "tanh", "softplus"):
         assert getattr(F, name) is getattr(tinyae.ops, name)
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu", "leaky_relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_with_fused_activation_gradcheck(backend_name, activation, with_bias):
+    rng = np.random.default_rng(7)
+    x = to_tensor(rng.uniform(-2, 2, (5, 3)), requires_grad=True)
+    w = to_tensor(rng.uniform(-1, 1, (4, 3)), requires_grad=True)
+    inputs = [x, w] + ([to_tensor(rng.uniform(-1, 1, 4), requires_grad=True)] if with_bias else [])
+
+    def fn(x, w, b=None):
+        return F.linear(x, w, b, activation=activation, negative_slope=0.2)
+    assert tinyae.gradcheck(fn, *inputs)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh"])
+def test_linear_with_fused_activation_equals_separate_ops(backend_name, activation):
+    rng = np.random.default_rng(8)
+    x = to_tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    w = to_tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    b = to_tensor(rng.standard_normal(3), requires_grad=True)
+    separate = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
+                "sigmoid": F.sigmoid, "tanh": F.tanh}[activation]
+    seed = rng.standard_normal((6, 3))
+    grads = []
+    for fused in (True, False):
+        for t in (x, w, b):
+            t.grad = None
+        y = (F.linear(x, w, b, activation=activation, negative_slope=0.2) if fused
+             else separate(F.linear(x, w, b)))
+        y.backward(seed)
+        grads.append([y.numpy()] + [tinyae.backend.to_numpy(t.grad) for t in (x, w, b)])
+    for fused, plain in zip(*grads):
+        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)

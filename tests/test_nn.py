@@ -542,3 +542,25 @@ def test_flatten_then_reshape_is_the_identity(batch, shape):
     np.testing.assert_array_equal(y.numpy(), x.numpy())
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, 1)
+
+
+def test_sequential_fuses_dense_and_activation_with_the_same_result(backend_name):
+    """Sequential runs Dense + activation as one fused op; layer by layer must agree."""
+    model = nn.Sequential(nn.Dense(6, 5, dtype="float64"), nn.LeakyReLU(0.2),
+                          nn.Dense(5, 4, dtype="float64"), nn.Sigmoid(),
+                          nn.Dense(4, 3, dtype="float64"), nn.Tanh())
+    x = to_tensor(np.random.default_rng(0).standard_normal((7, 6)))
+    fused = model(x)
+    assert type(fused.creator).__name__ == "Linear"  # the tanh ran inside the Linear op
+    fused.sum().backward()
+    fused_grads = [tinyae.backend.to_numpy(p.grad).copy() for p in model.parameters()]
+    model.zero_grad()
+    h = x
+    for layer in model:
+        h = layer(h)
+    assert type(h.creator).__name__ == "Tanh"
+    np.testing.assert_allclose(fused.numpy(), h.numpy(), rtol=1e-12)
+    h.sum().backward()
+    for a, p in zip(fused_grads, model.parameters()):
+        np.testing.assert_allclose(a, tinyae.backend.to_numpy(p.grad), rtol=1e-12, atol=1e-14)
+    assert model[5].output_shape == (7, 3)  # the repr still knows every layer's output shape

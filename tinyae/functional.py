@@ -49,8 +49,15 @@ def _shape_text(shape):
 
 # ---------------------------------------------------------------- linear
 class Linear(Function):
-    """y = x @ W^T + b;  dL/dx = dL/dy @ W, dL/dW = dL/dy^T @ x, dL/db = sum of dL/dy
-    over the batch. Tutorial 03."""
+    """y = act(z), z = x @ W^T + b;  dL/dz = dL/dy * act'(z) (read off y),
+    dL/dx = dL/dz @ W, dL/dW = dL/dz^T @ x, dL/db = sum of dL/dz over the batch.
+    Tutorial 03 (and 04 for act').
+
+    Bias and activation run as one fused pass each way (``kernels.bias_act_forward``
+    and ``_backward``); act is one of "identity", "relu", "leaky_relu", "sigmoid", "tanh"."""
+
+    def __init__(self, activation="identity", negative_slope=0.01):
+        self.activation, self.slope = activation, negative_slope
 
     def forward(self, x, weight, bias=None):
         if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
@@ -62,33 +69,46 @@ class Linear(Function):
             raise ValueError(f"linear: bias of shape {_shape_text(bias.shape)}, expected "
                              f"({weight.shape[0]},) (out_features,)")
         self.x, self.weight, self.has_bias = x, weight, bias is not None
-        y = x @ weight.T
-        if bias is not None:
-            y += bias
-        return y
+        z = x.reshape(-1, weight.shape[1]) @ weight.T      # every leading axis counts as batch
+        if bias is None and self.activation == "identity":
+            self.y = z
+        else:
+            if bias is None:
+                bias = self.xp.zeros(weight.shape[0], dtype=z.dtype)
+            self.y = kernels.bias_act_forward(z, bias, self.activation, self.slope)
+        return self.y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, gy):
         in_features, out_features = self.weight.shape[1], self.weight.shape[0]
-        gx = gy @ self.weight
-        gy_rows = gy.reshape(-1, out_features)  # every leading axis counts as batch
-        gweight = gy_rows.T @ self.x.reshape(-1, in_features)
+        gy = gy.reshape(-1, out_features)
+        if self.activation == "identity":
+            gz, gbias = gy, (gy.sum(axis=0) if self.has_bias else None)
+        else:
+            gz, gbias = kernels.bias_act_backward(gy, self.y, self.activation, self.slope)
+        gx = (gz @ self.weight).reshape(self.x.shape)
+        gweight = gz.T @ self.x.reshape(-1, in_features)
         if self.has_bias:
-            return gx, gweight, gy_rows.sum(axis=0)
+            return gx, gweight, gbias
         return gx, gweight
 
 
-def linear(x, weight, bias=None):
-    """y = x @ weight.T + bias, with weight (out_features, in_features) as in PyTorch.
+def linear(x, weight, bias=None, activation="identity", negative_slope=0.01):
+    """y = activation(x @ weight.T + bias), weight (out_features, in_features) as in PyTorch.
 
-    ``x`` is (N, in_features), or more generally (..., in_features).
+    ``x`` is (N, in_features), or more generally (..., in_features). ``activation``
+    ("identity", "relu", "leaky_relu", "sigmoid" or "tanh") is applied in the same
+    fused pass as the bias; ``nn.Sequential`` uses it for a Dense followed by one of
+    those activation layers.
 
     Example::
 
-        y = F.linear(x, weight, bias)   # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
+        y = F.linear(x, weight, bias)                      # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
+        h = F.linear(x, weight, bias, activation="relu")   # relu(x @ W.T + b) in one pass
     """
+    fn = Linear(activation, negative_slope)
     if bias is None:
-        return Linear().apply(x, weight)
-    return Linear().apply(x, weight, bias)
+        return fn.apply(x, weight)
+    return fn.apply(x, weight, bias)
 
 
 # ---------------------------------------------------------------- convolution
@@ -241,16 +261,18 @@ class BatchNorm(Function):
     dL/dgamma = sum(g * xhat), dL/dbeta = sum(g), and with batch statistics
     dL/dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat))
     (g = dL/dy; sums and means over every axis but the channel), or
-    dL/dx = gamma / sqrt(var + eps) * g with running statistics. Tutorial 07."""
+    dL/dx = gamma / sqrt(var + eps) * g with running statistics. Tutorial 07.
+
+    The training-mode arithmetic is ``kernels.batchnorm_forward`` / ``_backward``
+    (the plain version is in kernels/reference.py, the fused ones make one or two
+    passes over the data)."""
 
     def __init__(self, training, eps, running_mean=None, running_var=None, momentum=0.1):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
 
     def forward(self, x, weight, bias):
-        xp = self.xp
         self.axes = (0,) + tuple(range(2, x.ndim))             # every axis but the channel
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # broadcasts per channel
         self.count = numel(x.shape[a] for a in self.axes)       # values per channel
         if self.training:
             if self.count < 2:
@@ -258,16 +280,17 @@ class BatchNorm(Function):
                     f"batch_norm: expected more than 1 value per channel in training, got "
                     f"input of shape {_shape_text(x.shape)}; use a batch of 2 or more, or "
                     f"eval mode")
-            mean = x.mean(axis=self.axes, keepdims=True)
-            centered = x - mean
-            var = (centered * centered).mean(axis=self.axes, keepdims=True)  # biased
+            x_shape = x.shape
+            if x.ndim not in (2, 4):  # the kernels take (N, C) or (N, C, H, W)
+                x = x.reshape(x.shape[0], x.shape[1], -1, 1)
+            y, mean, invstd = kernels.batchnorm_forward(x, weight, bias, self.eps)
+            self.x, self.weight, self.mean, self.invstd = x, weight, mean, invstd
             if self.running_mean is not None:
-                self._update_running_stats(mean.reshape(-1), var.reshape(-1))
-        else:
-            centered = x - self.running_mean.reshape(shape)
-            var = self.running_var.reshape(shape)
-        inv_std = 1 / xp.sqrt(var + self.eps)
-        self.xhat = centered * inv_std
+                self._update_running_stats(mean, 1 / (invstd * invstd) - self.eps)
+            return y.reshape(x_shape)
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # broadcasts per channel
+        inv_std = 1 / self.xp.sqrt(self.running_var.reshape(shape) + self.eps)
+        self.xhat = (x - self.running_mean.reshape(shape)) * inv_std
         self.scale = weight.reshape(shape) * inv_std             # gamma / sigma
         return self.xhat * weight.reshape(shape) + bias.reshape(shape)
 
@@ -280,15 +303,13 @@ class BatchNorm(Function):
         self.running_var += (m * n / (n - 1)) * var
 
     def backward(self, gy):
-        shape = self.scale.shape
+        if self.training:
+            gx, gweight, gbias = kernels.batchnorm_backward(
+                gy.reshape(self.x.shape), self.x, self.weight, self.mean, self.invstd)
+            return gx.reshape(gy.shape), gweight, gbias
         gbias = gy.sum(axis=self.axes)
         gweight = (gy * self.xhat).sum(axis=self.axes)
-        if self.training:
-            gx = self.scale * (gy - gbias.reshape(shape) / self.count
-                               - self.xhat * (gweight.reshape(shape) / self.count))
-        else:
-            gx = self.scale * gy
-        return gx, gweight, gbias
+        return self.scale * gy, gweight, gbias
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,

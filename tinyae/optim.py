@@ -2,10 +2,12 @@
 
 The update rules are PyTorch's, to the operation, so that a model trained here
 and one trained with ``torch.optim`` from the same start follow the same path.
-Each rule is a small function on arrays (``sgd_update``, ``adam_update``,
-``rmsprop_update``) that changes the parameter and its state in place; the
-optimizer classes only keep the state and call it for every parameter that has
-a gradient. Tutorial 09 derives the rules and compares them.
+Each rule is a small function on arrays that changes the parameter and its
+state in place: ``sgd_update`` here, ``adam_update`` and ``rmsprop_update`` in
+``kernels`` (read the plain versions in ``kernels/reference.py``; the fused
+Numba/CuPy versions make one pass over each parameter). The optimizer classes
+only keep the state and call the rule for every parameter that has a gradient.
+Tutorial 09 derives the rules and compares them.
 
 Usage, as in PyTorch::
 
@@ -22,8 +24,8 @@ defaults for that group. ``state_dict()`` / ``load_state_dict()`` save and
 restore everything a resumed run needs (hyperparameters, step counts, moment
 estimates), keyed by the parameter's index in the order given.
 """
-import math
 
+from kernels import adam_update, rmsprop_update  # plain rules: kernels/reference.py
 from .autograd import Tensor, no_grad
 from .backend import get_array_module
 
@@ -47,56 +49,6 @@ def sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, nesterov, 
         grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
     param -= lr * grad
     return momentum_buffer
-
-
-def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
-    """One Adam step (``step`` counts from 1), in place on ``param``, ``exp_avg``, ``exp_avg_sq``.
-
-        g = grad + weight_decay * param
-        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
-        param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
-    """
-    xp = get_array_module(param)
-    if weight_decay != 0:
-        grad = grad + weight_decay * param
-    exp_avg *= beta1
-    exp_avg += (1 - beta1) * grad
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * grad * grad
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2 = 1 - beta2 ** step
-    denom = xp.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + eps
-    param -= (lr / bias_correction1) * exp_avg / denom
-
-
-def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer,
-                   lr, alpha, eps, weight_decay, momentum):
-    """One RMSprop step, in place on ``param`` and the state arrays.
-
-    ``grad_avg`` is None unless centered; ``momentum_buffer`` is None unless momentum > 0.
-
-        g = grad + weight_decay * param
-        v = alpha v + (1 - alpha) g^2        (centered: a = alpha a + (1 - alpha) g, v - a^2)
-        d = sqrt(v) + eps                    (centered: sqrt(v - a^2) + eps)
-        param -= lr * g / d                  (momentum: b = momentum b + g / d; param -= lr * b)
-    """
-    xp = get_array_module(param)
-    if weight_decay != 0:
-        grad = grad + weight_decay * param
-    square_avg *= alpha
-    square_avg += (1 - alpha) * grad * grad
-    if grad_avg is not None:
-        grad_avg *= alpha
-        grad_avg += (1 - alpha) * grad
-        denom = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
-    else:
-        denom = xp.sqrt(square_avg) + eps
-    if momentum_buffer is not None:
-        momentum_buffer *= momentum
-        momentum_buffer += grad / denom
-        param -= lr * momentum_buffer
-    else:
-        param -= lr * grad / denom
 
 
 # ---------------------------------------------------------------- optimizers
@@ -341,9 +293,9 @@ class RMSprop(Optimizer):
 
     def update(self, param, state, group):
         state["step"] += 1
-        rmsprop_update(param.data, param.grad, state["square_avg"], state.get("grad_avg"),
-                       state.get("momentum_buffer"), group["lr"], group["alpha"], group["eps"],
-                       group["weight_decay"], group["momentum"])
+        rmsprop_update(param.data, param.grad, state["square_avg"], group["lr"], group["alpha"],
+                       group["eps"], group["weight_decay"], group["momentum"],
+                       state.get("momentum_buffer"), group["centered"], state.get("grad_avg"))
 
 
 # ---------------------------------------------------------------- learning-rate schedule

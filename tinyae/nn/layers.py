@@ -80,10 +80,17 @@ class Dense(Module):
         self.weight = _uniform_parameter((self.out_features, self.in_features), bound, dtype)
         self.bias = _uniform_parameter((self.out_features,), bound, dtype) if bias else None
 
-    def forward(self, x):
+    def forward(self, x, activation=None):
+        """``activation``: an activation layer applied in the same fused pass (Sequential
+        passes the layer that follows this one); None for a plain affine map."""
         if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise _wrong_input(self, f"(N, {self.in_features})", x)
-        return F.linear(x, self.weight, self.bias)
+        if activation is None:
+            return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias, activation.fused_name,
+                        getattr(activation, "negative_slope", 0.01))
+
+    fuses_activation = True  # Sequential may hand it the next layer (see Sequential.forward)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -264,12 +271,16 @@ class BatchNorm2d(_BatchNorm):
 class ReLU(Module):
     """max(x, 0), elementwise."""
 
+    fused_name = "relu"  # the name under which Dense can apply it in its fused pass
+
     def forward(self, x):
         return F.relu(x)
 
 
 class LeakyReLU(Module):
     """x where x > 0, else negative_slope * x."""
+
+    fused_name = "leaky_relu"
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
@@ -285,12 +296,16 @@ class LeakyReLU(Module):
 class Sigmoid(Module):
     """1 / (1 + exp(-x)), elementwise."""
 
+    fused_name = "sigmoid"
+
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Tanh(Module):
     """tanh(x), elementwise."""
+
+    fused_name = "tanh"
 
     def forward(self, x):
         return F.tanh(x)

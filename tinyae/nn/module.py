@@ -269,6 +269,14 @@ def _annotation(module, total=False):
     return "  # " + ", ".join(parts) if parts else ""
 
 
+def _fusable(layer, following):
+    """A layer that can apply the next one (an activation with a ``fused_name``) itself.
+    Exact activation types only, so a subclass with its own forward is never skipped."""
+    return (getattr(layer, "fuses_activation", False) and following is not None
+            and "fused_name" in type(following).__dict__
+            and type(following).forward is type(following).__dict__.get("forward"))
+
+
 class Sequential(Module):
     """Layers applied one after the other; indexable (``model[0]``, ``model[1:]``),
     iterable and sized. Parameter names start with the index: "0.weight".
@@ -287,8 +295,19 @@ class Sequential(Module):
             setattr(self, str(index), layer)
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if _fusable(layer, following):
+                # Dense then an activation: one fused pass (functional.linear), same result
+                x = layer(x, activation=following)
+                following.output_shape = x.shape
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
         return x
 
     def __getitem__(self, index):
