@@ -93,6 +93,32 @@ def bias_act_backward(gy, y, act, slope=0.01):
     return implementation(gy).bias_act_backward(gy, y, act, slope)
 
 
+def _as_channels(x):
+    """x viewed as (N, C, ...) with one zero bias per channel: what bias_act expects."""
+    view = x.reshape(1, -1) if x.ndim < 2 else x
+    return view, view.shape[1]
+
+
+def activation_forward(x, act, slope=0.01):
+    """y = act(x) elementwise, any shape: bias_act_forward with no bias (one pass)."""
+    view, channels = _as_channels(x)
+    zero = _zeros_like_channel(x, channels)
+    return bias_act_forward(view, zero, act, slope).reshape(x.shape)
+
+
+def activation_backward(gy, y, act, slope=0.01):
+    """gx = gy act'(x), read off the output y (the gz of bias_act_backward)."""
+    view, _ = _as_channels(gy)
+    gz, _ = bias_act_backward(view, y.reshape(view.shape), act, slope)
+    return gz.reshape(gy.shape)
+
+
+def _zeros_like_channel(x, channels):
+    module = type(x).__module__.split(".")[0]
+    xp = importlib.import_module("cupy" if module == "cupy" else "numpy")
+    return xp.zeros(channels, dtype=x.dtype)
+
+
 # ------------------------------------------------------------------ losses
 def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     """(loss, dloss/dlogits) of binary cross-entropy on logits; loss a 0-d array."""

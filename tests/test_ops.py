@@ -335,3 +335,10 @@ def test_nan_and_inf_propagate_as_in_numpy(backend_name):
         np.testing.assert_array_equal(y.numpy(), np.array([np.nan, np.inf, 2.0]))
         y.sum().backward()
     np.testing.assert_array_equal(backend.to_numpy(x.grad), [2.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("slope", [-0.5, 0.0, 0.2])
+def test_leaky_relu_any_slope_matches_its_definition(backend_name, slope):
+    x = np.array([-2.0, -0.5, 0.3, 1.5])
+    check_op(lambda t: tinyae.leaky_relu(t, slope), lambda a: np.where(a > 0, a, slope * a),
+             lambda t: TORCH.nn.functional.leaky_relu(t, slope), [x], TORCH)

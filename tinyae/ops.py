@@ -9,6 +9,8 @@ what users call (and what Tensor's operators call).
 Broadcasting: an input that was broadcast in the forward pass receives the sum
 of the gradient over the broadcast axes (``unbroadcast``, tutorial 02).
 """
+import kernels
+
 from . import backend
 from .autograd import Function, Tensor, as_tensor, numel
 
@@ -201,14 +203,14 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    """y = tanh(x);  dy/dx = 1 - y^2. Tutorial 04."""
+    """y = tanh(x);  dy/dx = 1 - y^2. Tutorial 04. (Backward fused: kernels.activation_backward.)"""
 
     def forward(self, x):
         self.y = self.xp.tanh(x)
         return self.y
 
     def backward(self, gy):
-        return gy * (1 - self.y * self.y)
+        return kernels.activation_backward(gy, self.y, "tanh")
 
 
 def stable_sigmoid(xp, x):
@@ -218,38 +220,52 @@ def stable_sigmoid(xp, x):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y). Stable for large |x|. Tutorial 04."""
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y). Stable for large |x|. Tutorial 04.
+
+    Computed as ``stable_sigmoid`` above; the fused kernel (kernels.activation_forward)
+    does the same in fewer passes."""
 
     def forward(self, x):
-        self.y = stable_sigmoid(self.xp, x)
+        self.y = kernels.activation_forward(x, "sigmoid")
         return self.y
 
     def backward(self, gy):
-        return gy * self.y * (1 - self.y)
+        return kernels.activation_backward(gy, self.y, "sigmoid")
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch). Tutorial 04."""
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch). Tutorial 04.
+
+    Plain form: y = x * (x > 0), gx = gy * (x > 0); kernels.activation_forward/_backward
+    do it in one pass each, reading the mask off y (y > 0 exactly where x > 0)."""
 
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        self.y = kernels.activation_forward(x, "relu")
+        return self.y
 
     def backward(self, gy):
-        return gy * self.positive
+        return kernels.activation_backward(gy, self.y, "relu")
 
 
 class LeakyReLU(Function):
-    """y = x if x > 0 else s x;  dy/dx = 1 where x > 0, else s. Tutorial 04."""
+    """y = x if x > 0 else s x;  dy/dx = 1 where x > 0, else s. Tutorial 04.
+
+    Plain form: y = where(x > 0, x, s x). For s > 0 the fused kernels read the mask
+    off y (y > 0 exactly where x > 0); for s <= 0 that fails, so the plain form runs."""
 
     def __init__(self, negative_slope=0.01):
         self.slope = negative_slope
 
     def forward(self, x):
+        if self.slope > 0:
+            self.y = kernels.activation_forward(x, "leaky_relu", self.slope)
+            return self.y
         self.positive = x > 0
         return self.xp.where(self.positive, x, x * self.slope)
 
     def backward(self, gy):
+        if self.slope > 0:
+            return kernels.activation_backward(gy, self.y, "leaky_relu", self.slope)
         return self.xp.where(self.positive, gy, gy * self.slope)
 
 
