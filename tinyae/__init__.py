@@ -17,7 +17,7 @@ from .ops import (add, sub, mul, div, neg, pow, matmul, exp, log, sqrt, tanh, si
                   relu, leaky_relu, softplus, clip, maximum, minimum, sum, mean, max,
                   reshape, transpose, permute, getitem, concatenate, stack, pad, flatten)
 from .gradcheck import gradcheck, GradcheckError, check_finite
-from . import functional, nn, losses, optim, data, plot, models, callbacks
+from . import functional, nn, losses, optim, data, plot, models, callbacks, metrics
 from .train import train, evaluate, History, TrainingDivergedError
 from .checkpoint import save, load, CheckpointError
 

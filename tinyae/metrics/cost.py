@@ -1,0 +1,62 @@
+"""What a model costs: parameters, training time per epoch, sampling throughput."""
+import time
+
+from .. import backend
+from ..autograd import Tensor
+
+
+def parameter_count(model):
+    """The number of trainable values in ``model`` (for a GAN: generator and discriminator)."""
+    return model.num_parameters()
+
+
+class EpochTimer:
+    """A ``tinyae.train`` callback that records the wall time of every epoch.
+
+    Example::
+
+        timer = EpochTimer()
+        tinyae.train(model, x, epochs=5, callbacks=[timer])
+        timer.seconds_per_epoch        # mean over the epochs
+    """
+
+    def __init__(self):
+        self.epoch_seconds = []
+        self._last = None
+
+    def on_train_begin(self, trainer):
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, trainer, epoch, history):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.epoch_seconds.append(now - self._last)
+        self._last = now
+
+    @property
+    def seconds_per_epoch(self):
+        if not self.epoch_seconds:
+            return float("nan")
+        return sum(self.epoch_seconds) / len(self.epoch_seconds)
+
+
+def _synchronise(images):
+    """Wait for the device: bring the images to the host (a GPU computes asynchronously)."""
+    if isinstance(images, Tensor):
+        images = images.data
+    return backend.to_numpy(images)
+
+
+def sampling_throughput(sample, n=1000, batch_size=500):
+    """Images per second of ``sample(count)`` (a function returning ``count`` images),
+    drawing ``n`` images ``batch_size`` at a time after one small warm-up call.
+
+    Example::
+
+        sampling_throughput(lambda count: vae.sample(count))        # e.g. 25000.0
+    """
+    _synchronise(sample(min(8, n)))       # first calls compile kernels and fill caches
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        _synchronise(sample(min(batch_size, n - first)))
+    return n / (time.perf_counter() - start)
