@@ -43,6 +43,7 @@ How the kernels are built, and why:
   a debugger can step through.
 """
 import math
+import os
 
 import numba
 import numpy as np
@@ -58,8 +59,10 @@ ACTIVATION_CODES = {name: code for code, name in enumerate(reference.ACTIVATIONS
 # Reductions and plane loops are cut into at most this many chunks (see _chunk_count).
 CHUNKS = 32
 
-# Parallel kernels run on one thread below this many elements (see run_parallel).
+# Parallel kernels run on one thread below this many elements, and on KERNEL_THREADS
+# threads above it (default 1: see run_parallel for the measurement behind it).
 PARALLEL_MIN_WORK = 1 << 17
+KERNEL_THREADS = max(1, int(os.environ.get("TINYAE_KERNEL_THREADS", "1")))
 
 # float32 constants: float32 arithmetic stays float32 (float64 arrays promote them exactly).
 ZERO, HALF, ONE = np.float32(0), np.float32(0.5), np.float32(1)
@@ -71,20 +74,27 @@ unsigned = np.uintp
 
 
 def run_parallel(kernel, work, *args):
-    """kernel(*args), on one thread when ``work`` (elements touched) is below PARALLEL_MIN_WORK.
+    """kernel(*args) on KERNEL_THREADS threads, and on one below PARALLEL_MIN_WORK elements.
 
-    A parallel region costs more than it saves on small arrays: waking the
-    sleeping OpenMP worker takes tens of microseconds, and on a busy machine the
-    region waits a whole scheduler time slice for its second thread (measured
-    here: 40 us kernels took 6-12 ms at the median with another process on a core).
-    Limiting the threads costs about 3 us here, paid by small calls only. (Inside
-    the kernels it would cost nanoseconds, but Numba cannot cache a kernel that
-    calls numba.set_num_threads.)
+    Why one thread by default: NumPy's OpenBLAS keeps its worker threads spinning
+    for a while after every matrix product, so on a 2-core machine a Numba
+    parallel region launched right after a GEMM waits for a core. Measured on the
+    reference workloads (benchmarks/RESULTS.md), with 2 Numba threads the fused
+    path took 60.6 ms per step of workload A against 10.7 ms with 1, and 116 ms
+    against 27 ms on C. The GEMMs keep both cores busy; the fused elementwise
+    passes are memory-bound and gain little from a second thread. On a machine
+    with spare cores, ``TINYAE_KERNEL_THREADS=N`` lets big kernels use N threads.
+
+    A parallel region also costs more than it saves on small arrays (waking the
+    sleeping worker takes tens of microseconds), hence PARALLEL_MIN_WORK.
+    Limiting the threads costs about 3 us per call. (Inside the kernels it would
+    cost nanoseconds, but Numba cannot cache a kernel that calls numba.set_num_threads.)
     """
-    if work >= PARALLEL_MIN_WORK:
-        return kernel(*args)
     threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    wanted = KERNEL_THREADS if work >= PARALLEL_MIN_WORK else 1
+    if wanted >= threads:
+        return kernel(*args)
+    numba.set_num_threads(wanted)
     try:
         return kernel(*args)
     finally:
