@@ -13,6 +13,8 @@ the resident set size while steps run. Timings on shared machines move by up
 to 30%: compare ratios within one run.
 """
 import argparse
+import ctypes
+import ctypes.util
 import datetime
 import os
 import platform
@@ -127,9 +129,13 @@ def _rss_bytes():
 
 
 def memory_probe(name, path, batch, steps=5):
-    """Run in a fresh process: peak RSS during steps minus RSS before the first step."""
+    """Run in a fresh process: peak RSS during steps minus the RSS between steps
+    (after a warm-up step and malloc_trim): the working memory of one step."""
     runner = Runner(name, path, batch)
     runner.step()  # first step allocates optimizer state and compiles kernels
+    # Hand every freed heap page back to the OS, so the pages a step needs are
+    # faulted in again below and show up in the RSS, for every path alike.
+    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     base = _rss_bytes()
     peak = [base]
     done = threading.Event()
