@@ -13,6 +13,7 @@ the resident set size while steps run. Timings on shared machines move by up
 to 30%: compare ratios within one run.
 """
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import datetime
@@ -28,7 +29,8 @@ import numpy
 
 from benchmarks import workloads as W
 
-PATHS = ("reference", "fused", "torch")
+PATHS = ("reference", "fused", "torch")          # the default: CPU only
+GPU_PATHS = ("cupy", "torch-cuda")                  # add with -p on a machine with a GPU
 
 
 def gemm_rate(n=2048, repeats=5):
@@ -48,31 +50,64 @@ def _timed(fn):
 
 
 class Runner:
-    """One workload in one path: its model, optimizer, step function and batch."""
+    """One workload in one path: its model, optimizer, step function and batch.
+
+    Paths: "reference" and "fused" (tinyae on NumPy with either kernel mode),
+    "torch" (PyTorch CPU), and on a machine with an NVIDIA GPU "cupy" (tinyae on
+    the CuPy backend, fused kernels) and "torch-cuda". GPU steps end with a
+    device synchronisation, so the time is the step's, not its launch's.
+    """
 
     def __init__(self, name, path, batch, seed=0):
         self.path = path
-        if path == "torch":
-            import torch
-            torch.manual_seed(seed)
-            self.ops = W.TorchOps()
-        else:
-            import kernels
-            import tinyae.nn
-            self.ops = W.TinyaeOps()
-            self.kernels = kernels
-            tinyae.nn.manual_seed(seed)
         builder, _, default_batch, _ = W.WORKLOADS[name]
         self.batch = batch or default_batch
-        self.model, self.opt, self.step_fn = builder(self.ops)
         rng = numpy.random.default_rng(seed)
-        self.x = self.ops.tensor(W.make_batch(name, self.batch, rng))
+        x = W.make_batch(name, self.batch, rng)
         self.rng = numpy.random.default_rng(seed + 1)
+        if path in ("torch", "torch-cuda"):
+            import torch
+            torch.manual_seed(seed)
+            self.ops = W.TorchOps("cuda" if path == "torch-cuda" else "cpu")
+            self.model, self.opt, self.step_fn = builder(self.ops)
+            self.model.to(self.ops.device)
+            self.synchronize = torch.cuda.synchronize if path == "torch-cuda" else _nothing
+            self.backend = None
+        else:
+            import kernels
+            import tinyae
+            import tinyae.nn
+            self.ops = W.TinyaeOps()
+            self.kernels, self.tinyae = kernels, tinyae
+            self.backend = "cupy" if path == "cupy" else "numpy"
+            self.mode = "fused" if path == "cupy" else path
+            tinyae.nn.manual_seed(seed)
+            with tinyae.using_backend(self.backend):
+                self.model, self.opt, self.step_fn = builder(self.ops)
+            self.synchronize = _cupy_synchronize if path == "cupy" else _nothing
+        with self._context():
+            self.x = self.ops.tensor(x)
+
+    def _context(self):
+        if self.backend is None:
+            return contextlib.nullcontext()
+        return self.tinyae.using_backend(self.backend)
 
     def step(self):
-        if self.path != "torch":
-            self.kernels.set_mode(self.path)
-        self.step_fn(self.ops, self.model, self.opt, self.x, self.rng)
+        if self.backend is not None:
+            self.kernels.set_mode(self.mode)
+        with self._context():
+            self.step_fn(self.ops, self.model, self.opt, self.x, self.rng)
+        self.synchronize()
+
+
+def _nothing():
+    pass
+
+
+def _cupy_synchronize():
+    import cupy
+    cupy.cuda.Device().synchronize()
 
 
 def time_steps(runner, seconds, min_steps=3, max_steps=300):
@@ -90,8 +125,8 @@ def compare(names, paths, rounds, seconds, batch, threads):
         for path in paths:
             try:
                 runners[path] = Runner(name, path, batch)
-            except ImportError as exc:
-                print(f"# {name}: path {path} skipped ({exc})")
+            except (ImportError, RuntimeError, AssertionError) as exc:  # no torch, CuPy or GPU
+                print(f"# {name}: path {path} skipped ({str(exc).splitlines()[0]})")
         for runner in runners.values():
             if runner.path == "torch":
                 runner.ops.set_threads(threads)
@@ -108,16 +143,18 @@ def compare(names, paths, rounds, seconds, batch, threads):
 
 
 def _print_workload(name, samples, batch):
-    torch_median = None
-    if "torch" in samples:
-        torch_median = statistics.median(t for r in samples["torch"] for t in r)
+    medians = {path: statistics.median(t for r in rounds for t in r)
+               for path, rounds in samples.items()}
     flops = W.step_flops(name, batch)
     for path, rounds in samples.items():
         flat = [t for r in rounds for t in r]
         med = statistics.median(flat)
         q = statistics.quantiles(flat, n=4) if len(flat) > 1 else [med, med, med]
         per_round = " / ".join(f"{statistics.median(r) * 1e3:.2f}" for r in rounds)
-        ratio = f"{med / torch_median:.2f}" if torch_median else "-"
+        baseline = medians.get("torch-cuda" if path in GPU_PATHS else "torch")
+        ratio = f"{med / baseline:.2f}" if baseline else "-"
+        if path == "cupy" and "fused" in medians:
+            ratio += f" (CPU fused / GPU: {medians['fused'] / med:.1f}x)"
         print(f"| {name} | {batch} | {path} | {med * 1e3:.2f} | {(q[2] - q[0]) * 1e3:.2f} | "
               f"{per_round} | {ratio} | {flops / med / 1e9:.1f} | {len(flat)} |", flush=True)
 
@@ -193,8 +230,16 @@ def header(threads):
     print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  "
           f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', '(unset)')}")
     print(f"# numpy.dot float32 2048^2 GEMM ceiling: {gemm_rate():.0f} GFLOP/s")
+    try:
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        print(f"# GPU: {name}, driver {cupy.cuda.runtime.driverGetVersion()}, "
+              f"CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}, CuPy {cupy.__version__}")
+    except Exception:  # no CuPy or no device: a CPU-only run
+        pass
     print("\n| workload | batch | path | median ms | IQR ms | per-round medians ms | "
-          "ratio to torch | GFLOP/s | steps |")
+          "ratio to torch (GPU paths: to torch-cuda) | GFLOP/s | steps |")
     print("|---|---|---|---|---|---|---|---|---|")
 
 

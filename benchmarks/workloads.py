@@ -17,13 +17,13 @@ import numpy
 class TorchOps:
     name = "torch"
 
-    def __init__(self):
+    def __init__(self, device="cpu"):
         import torch
         import torch.nn.functional as F
-        self.torch, self.F, self.nn = torch, F, torch.nn
+        self.torch, self.F, self.nn, self.device = torch, F, torch.nn, device
 
     def tensor(self, array):
-        return self.torch.from_numpy(array)
+        return self.torch.from_numpy(array).to(self.device)
 
     def unflatten(self, *shape):
         return self.nn.Unflatten(1, shape)
@@ -38,7 +38,7 @@ class TorchOps:
         return x.exp()
 
     def randn_like(self, x, rng):
-        return self.torch.from_numpy(rng.standard_normal(x.shape).astype("float32"))
+        return self.tensor(rng.standard_normal(x.shape).astype("float32"))
 
     def adam(self, params, lr, betas=(0.9, 0.999)):
         return self.torch.optim.Adam(params, lr=lr, betas=betas)
