@@ -227,12 +227,7 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     so the result is bit for bit the reference's (tolerance 0, both dtypes).
     """
     cols = _contiguous(cols)
-    n, c, h, w = (int(s) for s in x_shape)
-    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    if cols.shape != (c * kh * kw, n * oh * ow):
-        raise ValueError(f"col2im: cols of shape {cols.shape} do not match x_shape "
-                         f"{tuple(x_shape)} with a {kh}x{kw} kernel: expected "
-                         f"{(c * kh * kw, n * oh * ow)}")
+    n, c, h, w, oh, ow = reference.col2im_sizes(cols, x_shape, kh, kw, sh, sw, ph, pw)
     x = np.empty((n, c, h, w), dtype=cols.dtype)
     run_parallel(_col2im_kernel, cols.size,
                  cols, int(kh), int(kw), int(sh), int(sw), int(ph), int(pw), oh, ow, x)

@@ -27,6 +27,17 @@ def conv_output_size(size, kernel, stride, padding, dilation=1):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def col2im_sizes(cols, x_shape, kh, kw, sh, sw, ph, pw):
+    """(n, c, h, w, oh, ow) for col2im, after checking that ``cols`` fits ``x_shape``."""
+    n, c, h, w = (int(s) for s in x_shape)
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    if tuple(cols.shape) != (c * kh * kw, n * oh * ow):
+        raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not match x_shape "
+                         f"{tuple(x_shape)} with a {kh}x{kw} kernel: expected "
+                         f"{(c * kh * kw, n * oh * ow)}")
+    return n, c, h, w, oh, ow
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw):
     """x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW), the column matrix above."""
     xp = _array_module(x)

@@ -300,36 +300,43 @@ class Clip(Function):
         return gy * self.inside
 
 
-class Maximum(Function):
+class _ElementwiseChoice(Function):
+    """y = a or b elementwise, whichever ``wins``;  the gradient goes to the chosen
+    input, half each on ties (as PyTorch's maximum/minimum)."""
+
+    name = None
+
+    def forward(self, a, b):
+        _broadcast_shapes(self.name, a, b)
+        self.shapes = a.shape, b.shape
+        self.a_wins, self.tie = self.wins(a, b), a == b
+        return getattr(self.xp, self.name)(a, b)
+
+    def backward(self, gy):
+        dtype = gy.dtype
+        share_a = self.a_wins.astype(dtype) + self.tie.astype(dtype) * 0.5
+        return (unbroadcast(gy * share_a, self.shapes[0]),
+                unbroadcast(gy * (1 - share_a), self.shapes[1]))
+
+
+class Maximum(_ElementwiseChoice):
     """y = max(a, b) elementwise;  the gradient goes to the larger input, half each on ties."""
 
-    def forward(self, a, b):
-        _broadcast_shapes("maximum", a, b)
-        self.shapes = a.shape, b.shape
-        self.a_wins, self.tie = a > b, a == b
-        return self.xp.maximum(a, b)
+    name = "maximum"
 
-    def backward(self, gy):
-        dtype = gy.dtype
-        share_a = self.a_wins.astype(dtype) + self.tie.astype(dtype) * 0.5
-        return (unbroadcast(gy * share_a, self.shapes[0]),
-                unbroadcast(gy * (1 - share_a), self.shapes[1]))
+    @staticmethod
+    def wins(a, b):
+        return a > b
 
 
-class Minimum(Function):
+class Minimum(_ElementwiseChoice):
     """y = min(a, b) elementwise;  the gradient goes to the smaller input, half each on ties."""
 
-    def forward(self, a, b):
-        _broadcast_shapes("minimum", a, b)
-        self.shapes = a.shape, b.shape
-        self.a_wins, self.tie = a < b, a == b
-        return self.xp.minimum(a, b)
+    name = "minimum"
 
-    def backward(self, gy):
-        dtype = gy.dtype
-        share_a = self.a_wins.astype(dtype) + self.tie.astype(dtype) * 0.5
-        return (unbroadcast(gy * share_a, self.shapes[0]),
-                unbroadcast(gy * (1 - share_a), self.shapes[1]))
+    @staticmethod
+    def wins(a, b):
+        return a < b
 
 
 class AsType(Function):
