@@ -90,18 +90,23 @@ def build_parser():
     return parser
 
 
+def _run_options(parser, quiet_help):
+    """--seed, --backend, --threads and --quiet, which every command that computes takes."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                        help="array backend: numpy (CPU) or cupy (NVIDIA GPU)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                        help=THREADS_HELP)
+    parser.add_argument("--quiet", action="store_true", help=quiet_help)
+
+
 def _common_options(parser, out_default, epochs_help=None):
     parser.add_argument("--out", type=pathlib.Path, default=out_default, metavar="DIR",
                         help=f"folder for the outputs (default {out_default}); files in it "
                              "are replaced")
     if epochs_help:
         parser.add_argument("--epochs", type=positive_int, metavar="N", help=epochs_help)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                        help="array backend: numpy (CPU) or cupy (NVIDIA GPU)")
-    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                        help=THREADS_HELP)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _run_options(parser, quiet_help="no progress bars")
 
 
 def _add_demo(commands):
@@ -196,12 +201,7 @@ def _add_sample(commands):
                         help="images per row (default: a square grid)")
     parser.add_argument("--out", type=pathlib.Path, metavar="DIR",
                         help="folder for sample_grid.png (default: the model's folder)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                        help="array backend: numpy (CPU) or cupy (NVIDIA GPU)")
-    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                        help=THREADS_HELP)
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _run_options(parser, quiet_help="print nothing but errors")
     parser.set_defaults(run=run_sample, parser=parser)
 
 
