@@ -75,6 +75,22 @@ def test_mlp_autoencoder_without_a_code_layer_asks_for_latent_dim():
     with pytest.raises(ValueError, match="latent_dim"):
         models.mlp_autoencoder(784, [512, 128])
 
+def test_mlp_autoencoder_batch_norm_sits_between_each_hidden_dense_and_its_activation(mnist):
+    nn.manual_seed(0)
+    model = models.mlp_autoencoder((1, 28, 28), [64, 16, 64], code_activation=None,
+                                   batch_norm=True)
+    kinds = [type(layer).__name__ for layer in list(model.encoder) + list(model.decoder)]
+    assert kinds == ["Dense", "BatchNorm1d", "ReLU", "Dense",                  # code: linear
+                     "Dense", "BatchNorm1d", "ReLU", "Dense", "Sigmoid"]       # output: no norm
+    x = mnist[0][50000:50256]
+    before = evaluate(model, x)["loss"]
+    train(model, mnist[0][:2048], epochs=2, batch_size=64, progress=False)
+    # reconstruct runs in eval mode: the running statistics, so one image alone gives
+    # the same answer as inside a batch
+    assert evaluate(model, x)["loss"] < 0.8 * before
+    alone = model.reconstruct(x[:1]).numpy()
+    np.testing.assert_allclose(alone, model.reconstruct(x[:8]).numpy()[:1], rtol=1e-5, atol=1e-6)
+
 
 def test_mlp_models_flatten_and_give_back_the_input_shape(backend_name):
     nn.manual_seed(0)

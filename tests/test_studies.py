@@ -115,3 +115,12 @@ def test_face_groups_must_be_among_the_people_used(data_dir, tmp_path, capsys):
     assert cli.main(["study", "face-vae", "--quick", "--limit", "20", "--group-a", "30",
                      "--data-dir", str(data_dir), "--out", str(tmp_path), "--quiet"]) == 2
     assert "each group needs" in capsys.readouterr().err
+
+
+def test_autoencoder_study_takes_the_nine_layer_stack_with_batch_norm(data_dir, tmp_path):
+    assert cli.main(["study", "autoencoder-gmm", "--quick", "--layers", "9", "--batch-norm",
+                     "--limit", "500", "--data-dir", str(data_dir), "--out", str(tmp_path),
+                     "--quiet"]) == 0
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "[512, 256, 128, 64, 32, 64, 128, 256, 512]" in summary
+    assert "batch_norm=True" in summary
