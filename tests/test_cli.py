@@ -118,6 +118,18 @@ def test_train_then_sample(kind, tmp_path, capsys):
     assert no_temporary_files(out) and no_temporary_files(tmp_path / "drawn")
 
 
+def test_train_with_a_cosine_schedule_changes_the_result_and_says_so(tmp_path):
+    runs = {}
+    for schedule in ("constant", "cosine"):
+        out = tmp_path / schedule
+        assert train("ae", "--epochs", 3, "--limit", 300, "--lr-schedule", schedule,
+                     "--out", out) == 0
+        runs[schedule] = common.load_model(out)[1]["info"]["history"]["train/loss"]
+    assert "cosine schedule" in (tmp_path / "cosine" / "summary.txt").read_text()
+    assert runs["constant"][0] == runs["cosine"][0]       # epoch 1 runs at the full rate
+    assert runs["constant"][2] != runs["cosine"][2]
+
+
 def test_sampling_a_saved_model_is_reproducible(tmp_path):
     out = tmp_path / "vae"
     assert train("vae", "--epochs", 1, "--limit", 300, "--out", out) == 0

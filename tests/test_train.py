@@ -319,6 +319,67 @@ def test_optimizer_by_name_with_options_or_ready_made(digits):
     assert seen["discriminator"].param_groups[0]["lr"] == 2e-4
 
 
+# ---------------------------------------------------------------- learning-rate schedules
+class RecordRates:
+    """A callback keeping every optimizer's rate as it was during each epoch."""
+
+    def __init__(self):
+        self.by_epoch = []
+
+    def on_epoch_end(self, trainer, epoch, history):
+        self.by_epoch.append({name: opt.param_groups[0]["lr"]
+                              for name, opt in trainer.optimizers.items()})
+
+
+def test_cosine_schedule_sets_each_epochs_rate_and_constant_is_the_default(digits):
+    x = digits[0][:128]
+    rates = RecordRates()
+    train(small_autoencoder(), x, epochs=4, lr=0.01, lr_schedule="cosine", callbacks=[rates],
+          progress=False)
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert [r["model"] for r in rates.by_epoch] == pytest.approx(expected, rel=1e-12)
+    assert expected[1] < expected[0]                      # it does decay
+    constant = RecordRates()
+    train(small_autoencoder(), x, epochs=2, lr=0.01, callbacks=[constant], progress=False)
+    assert [r["model"] for r in constant.by_epoch] == [0.01, 0.01]
+
+
+def test_a_schedule_function_scales_both_of_a_gans_optimizers(digits):
+    rates = RecordRates()
+    train(small_gan(), digits[0][:128], epochs=3, lr=2e-4, betas=(0.5, 0.999),
+          lr_schedule=lambda epoch: 0.5 ** epoch, callbacks=[rates], progress=False)
+    for name in ("generator", "discriminator"):
+        assert [r[name] for r in rates.by_epoch] == pytest.approx([2e-4, 1e-4, 5e-5])
+
+
+def test_resume_under_a_schedule_is_bitwise_identical(digits, tmp_path):
+    x = digits[0]
+    options = dict(batch_size=64, seed=2, lr=3e-3, lr_schedule="cosine", progress=False)
+    straight = small_vae()
+    straight_history = train(straight, x, epochs=3, **options)
+
+    def stop_after_two(trainer, epoch, history):       # as if killed after epoch 2 of 3
+        trainer.stop_training = epoch == 2
+
+    train(small_vae(), x, epochs=3, checkpoint_dir=tmp_path, callbacks=[stop_after_two],
+          **options)
+    resumed = small_vae(seed=7)
+    resumed_history = train(resumed, x, epochs=3, checkpoint_dir=tmp_path, resume=True,
+                            **options)
+    assert_bitwise_equal(weights(straight), weights(resumed))
+    assert resumed_history.as_dict() == straight_history.as_dict()
+
+
+def test_a_bad_schedule_is_refused_before_training(digits):
+    model = small_autoencoder()
+    before = weights(model)
+    with pytest.raises(ValueError, match="lr_schedule must be None, one of \\('cosine',\\)"):
+        train(model, digits[0], epochs=1, lr_schedule="linear", progress=False)
+    with pytest.raises(ValueError, match="factor -1.0 for epoch 0"):
+        train(model, digits[0], epochs=1, lr_schedule=lambda epoch: -1.0, progress=False)
+    assert_bitwise_equal(before, weights(model))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not tinyae.cupy_available(), reason="CuPy with a CUDA device is not "
                                                          "available here")

@@ -162,6 +162,9 @@ def _add_train(commands):
                              "cvae)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N")
     parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="constant (default), or cosine: from --lr down towards 0 over "
+                             "the epochs")
     parser.add_argument("--latent-dim", type=positive_int, metavar="D", help="code size")
     parser.add_argument("--hidden", type=int_list, metavar="SIZES",
                         help="hidden layer sizes of an mlp encoder, e.g. 512,128 (the "
@@ -387,7 +390,9 @@ def run_train(args):
     try:
         history = common.fit(model, dataset, settings, labels=kind == "cvae",
                              betas=(0.5, 0.999) if gan else None, patience=args.patience,
-                             checkpoint_dir=checkpoints, resume=args.resume)
+                             checkpoint_dir=checkpoints, resume=args.resume,
+                             lr_schedule=None if args.lr_schedule == "constant"
+                             else args.lr_schedule)
     except ValueError as exc:
         if not args.resume:
             raise
@@ -424,7 +429,8 @@ def run_train(args):
         f"model: {common.describe_record({'kind': kind, 'builder': builder, 'kwargs': kwargs})}"
         f", {model.num_parameters()} parameters",
         f"training: {common.plural(epochs, 'epoch')}, batch_size={settings.batch_size}, "
-        f"Adam lr={settings.lr}{', betas=(0.5, 0.999)' if gan else ''}, seed={args.seed}, "
+        f"Adam lr={settings.lr}{', betas=(0.5, 0.999)' if gan else ''}"
+        f"{', cosine schedule' if args.lr_schedule == 'cosine' else ''}, seed={args.seed}, "
         f"backend={args.backend}" + (f", patience={args.patience}" if args.patience else ""),
         common.losses_line(kind, history),
         f"draw more with: tinyae sample --model {model_path} --n 64",

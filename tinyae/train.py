@@ -42,6 +42,7 @@ from .autograd import Tensor
 from .models.autoencoder import NonFiniteLossError
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop}
+LR_SCHEDULES = ("cosine",)
 CHECKPOINT_NAME = "last.npz"
 
 # Tags that give each random stream of a run its own seed: (seed, tag, ...).
@@ -215,6 +216,24 @@ def _sigint_handler_installable():
 
 
 # ---------------------------------------------------------------- the trainer
+def _lr_schedule(schedule, epochs):
+    """The factor on the initial learning rate as a function of the 0-based epoch.
+
+    None: 1 throughout. "cosine": 0.5 (1 + cos(pi epoch / epochs)), from 1 in the
+    first epoch down towards 0 in the last. A function epoch -> factor is used as it
+    is (``lambda epoch: 0.5 ** (epoch // 10)`` halves the rate every 10 epochs).
+    The factor depends on the epoch alone, so a resumed run gets the same rates.
+    """
+    if schedule is None:
+        return None
+    if schedule == "cosine":
+        return lambda epoch: 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+    if callable(schedule):
+        return schedule
+    raise ValueError(f"train: lr_schedule must be None, one of {LR_SCHEDULES} or a function "
+                     f"epoch -> factor on lr, got {schedule!r}")
+
+
 class Trainer:
     """The state of one training run; ``train`` builds one and calls ``fit``.
 
@@ -224,10 +243,15 @@ class Trainer:
     """
 
     def __init__(self, model, x, y, *, epochs, batch_size, optimizers, val, patience,
-                 min_delta, callbacks, checkpoint_dir, resume, seed, progress):
+                 min_delta, callbacks, checkpoint_dir, resume, seed, progress,
+                 lr_schedule=None):
         self.model, self.x, self.y = model, x, y
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.optimizers = optimizers
+        self.lr_factor = _lr_schedule(lr_schedule, self.epochs)
+        # the rates the schedule scales: taken now, before a checkpoint's are loaded
+        self.initial_lrs = {name: [group["lr"] for group in opt.param_groups]
+                            for name, opt in optimizers.items()}
         self.val = val
         self.patience, self.min_delta = patience, float(min_delta)
         self.callbacks = list(callbacks)
@@ -370,9 +394,22 @@ class Trainer:
             f"changed any weight.{hint}{kept} Try a smaller learning rate (lr={lr[0]:g} now), "
             "or check the data for NaN/Inf.", epoch, self.step_in_epoch + 1)
 
+    def set_learning_rates(self, epoch_index):
+        """lr = initial lr x the schedule's factor for this epoch, in every group."""
+        if self.lr_factor is None:
+            return
+        factor = float(self.lr_factor(epoch_index))
+        if not (math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"train: lr_schedule gave the factor {factor!r} for epoch "
+                             f"{epoch_index}; it must be a finite number >= 0")
+        for name, opt in self.optimizers.items():
+            for group, initial in zip(opt.param_groups, self.initial_lrs[name]):
+                group["lr"] = initial * factor
+
     def train_epoch(self, epoch_index):
         """Run the rest of epoch ``epoch_index`` (0-based); False when interrupted."""
         epoch = epoch_index + 1
+        self.set_learning_rates(epoch_index)
         self.model.train()
         batches = itertools.islice(self._epoch_batches(epoch_index), self.step_in_epoch, None)
         bar = _progress_bar(self.progress, self.batches_per_epoch, self.step_in_epoch,
@@ -586,7 +623,7 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
 def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, betas=None,
           optimizer_options=None, val_data=None, labels=None, val_labels=None, patience=None,
           min_delta=0.0, callbacks=(), checkpoint_dir=None, resume=False, seed=0,
-          progress=True, backend=None):
+          progress=True, backend=None, lr_schedule=None):
     """Train ``model`` (any model of ``tinyae.models``) and return its ``History``.
 
     Args:
@@ -602,6 +639,9 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
             a GAN gets two), an optimizer class, a ready optimizer, or a dict
             name -> optimizer. ``lr``, ``betas`` (Adam, e.g. (0.5, 0.999) for GANs)
             and ``optimizer_options`` (e.g. {"momentum": 0.9}) configure it.
+        lr_schedule: None (a constant rate), "cosine" (from ``lr`` down towards 0
+            over ``epochs``, set at the start of each epoch), or a function
+            epoch (0-based) -> factor on ``lr``, e.g. ``lambda e: 0.5 ** (e // 10)``.
         val_data, val_labels: validation data, evaluated after every epoch ("val/...").
         patience: stop when "val/loss" has not improved by ``min_delta`` for this
             many epochs, and restore the weights of the best epoch.
@@ -646,5 +686,5 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
                           optimizers=optimizers, val=val, patience=patience,
                           min_delta=min_delta, callbacks=callbacks,
                           checkpoint_dir=checkpoint_dir, resume=resume, seed=seed,
-                          progress=progress)
+                          progress=progress, lr_schedule=lr_schedule)
         return trainer.fit()

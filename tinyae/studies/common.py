@@ -301,7 +301,8 @@ class EpochBar:
 
 
 def fit(model, dataset, settings, *, labels=False, lr=None, betas=None, patience=None,
-        callbacks=(), checkpoint_dir=None, resume=False, epochs=None, batch_size=None):
+        callbacks=(), checkpoint_dir=None, resume=False, epochs=None, batch_size=None,
+        lr_schedule=None):
     """``tinyae.train`` on a Dataset with the run's seed, progress and backend settings."""
     x = (dataset.x_train, dataset.y_train) if labels else dataset.x_train
     val = None
@@ -315,7 +316,7 @@ def fit(model, dataset, settings, *, labels=False, lr=None, betas=None, patience
     return train(model, x, epochs=epochs, batch_size=batch_size or settings.batch_size,
                  lr=lr or settings.lr, betas=betas, val_data=val, patience=patience,
                  callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume,
-                 seed=settings.seed, progress=progress)
+                 seed=settings.seed, progress=progress, lr_schedule=lr_schedule)
 
 
 # ---------------------------------------------------------------- maps over a data set
