@@ -189,14 +189,34 @@ def test_training_images_themselves_have_originality_zero(rng):
     assert result["generated_to_reconstruction"] > 1
 
 
+class FakeClock:
+    """A clock that reads the given times in turn: the timers' arithmetic, not real speed."""
+
+    def __init__(self, *readings):
+        self.readings = list(readings)
+
+    def __call__(self):
+        return self.readings.pop(0)
+
+
 def test_epoch_timer_and_sampling_throughput(rng):
     nn.manual_seed(0)
     model = models.mlp_vae(16, hidden=(8,), latent_dim=2)
-    timer = metrics.EpochTimer()
+    timer = metrics.EpochTimer(clock=FakeClock(10.0, 11.5, 14.0))  # begin, epoch 1, epoch 2
     train(model, rng.random((64, 16)).astype(np.float32), epochs=2,
           batch_size=32, callbacks=[timer], progress=False)
-    assert len(timer.epoch_seconds) == 2 and timer.seconds_per_epoch > 0
-    assert metrics.sampling_throughput(lambda n: model.sample(n), n=100, batch_size=30) > 0
+    assert timer.epoch_seconds == [1.5, 2.5] and timer.seconds_per_epoch == 2.0
+    drawn = []
+
+    def sample(count):
+        drawn.append(count)
+        return model.sample(count)
+
+    # 100 images in batches of 30 between clock readings 3.0 and 3.5: 200 images a second
+    throughput = metrics.sampling_throughput(sample, n=100, batch_size=30,
+                                             clock=FakeClock(3.0, 3.5))
+    assert throughput == pytest.approx(200.0)
+    assert drawn == [8, 30, 30, 30, 10]                  # a warm-up call, then the batches
     assert metrics.parameter_count(model) == model.num_parameters()
 
 
