@@ -21,5 +21,6 @@ from .gradcheck import gradcheck, GradcheckError, check_finite
 from . import functional, nn, losses, optim, data, plot, models, callbacks, metrics
 from .train import train, evaluate, History, TrainingDivergedError
 from .checkpoint import save, load, CheckpointError
+from .weights import save_weights, load_weights, WeightsError
 
 __version__ = "0.1.0"
