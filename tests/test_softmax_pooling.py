@@ -111,6 +111,17 @@ def test_comparison_operators(backend_name):
     np.testing.assert_array_equal((x < to_tensor([0.0, 1.0, 1.0])).numpy(), [True, True, False])
 
 
+def test_a_mask_has_a_truth_value_only_when_it_has_one_element():
+    x = tinyae.tensor([1.0, -2.0])
+    assert bool(x[0] > 0) is True and bool(x[1] > 0) is False
+    if tinyae.tensor(3.0) > 2:
+        pass
+    else:
+        raise AssertionError("a one-element comparison must be usable in an if")
+    with pytest.raises(ValueError, match=r"truth value of a tensor of shape \(2,\) is ambiguous"):
+        bool(x > 0)
+
+
 def test_equality_stays_identity_so_tensors_hash():
     """== is identity (documented): tensors stay usable as dict keys and set members."""
     a, b = tinyae.tensor([1.0, 2.0]), tinyae.tensor([1.0, 2.0])

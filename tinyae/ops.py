@@ -835,6 +835,17 @@ def _install_comparison_operators():
     T.gt, T.ge = (lambda a, b: gt(a, b)), (lambda a, b: ge(a, b))
     T.softmax = lambda a, axis=-1: softmax(a, axis)
     T.log_softmax = lambda a, axis=-1: log_softmax(a, axis)
+    T.__bool__ = _truth_value
+
+
+def _truth_value(tensor):
+    """``if x > 0:`` works for a one-element tensor and is an error for more, as in
+    PyTorch and NumPy (without it Python would fall back on ``len`` and call any
+    non-empty mask true)."""
+    if tensor.size != 1:
+        raise ValueError(f"the truth value of a tensor of shape {tensor.shape} is ambiguous; "
+                         "use (mask).numpy().any() or .all(), or compare a one-element tensor")
+    return bool(tensor.item())
 
 
 _install_comparison_operators()
