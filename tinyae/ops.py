@@ -706,6 +706,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        _check_axis("softmax", x, self.axis)
         shifted = x - x.max(axis=self.axis, keepdims=True)
         e = self.xp.exp(shifted)
         self.y = e / e.sum(axis=self.axis, keepdims=True)
@@ -733,6 +734,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        _check_axis("log_softmax", x, self.axis)
         xp = self.xp
         shifted = x - x.max(axis=self.axis, keepdims=True)
         self.y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
@@ -751,13 +753,11 @@ def _check_axis(op, x, axis):
 
 def softmax(x, axis=-1):
     """Softmax along ``axis`` (PyTorch's ``dim``): positive values that sum to 1."""
-    _check_axis("softmax", as_tensor(x), axis)
     return Softmax(axis).apply(x)
 
 
 def log_softmax(x, axis=-1):
     """The logarithm of softmax along ``axis`` (PyTorch's ``dim``), computed stably."""
-    _check_axis("log_softmax", as_tensor(x), axis)
     return LogSoftmax(axis).apply(x)
 
 
