@@ -53,3 +53,87 @@ def test_code_blocks_keep_their_markdown_line_numbers(tmp_path):
         tutorials.run_tutorial(page, out_dir=tmp_path)
     frames = traceback.extract_tb(error.value.__traceback__)
     assert (str(page), 10) in [(frame.filename, frame.lineno) for frame in frames]
+
+
+# ---------------------------------------------------------------- the tutorials as notebooks
+# `jupytext --to ipynb tutorials/NN-name.md` makes each tutorial a notebook: one code cell
+# per ```python block, one Markdown cell per stretch of prose (tutorials/README.md).
+# The tests check that every tutorial converts to a valid notebook whose code cells are
+# exactly the blocks the Markdown runner executes, so the Markdown runs above also run
+# the notebooks' code; and, for a few fast tutorials, they execute the converted cells
+# as a Jupyter kernel would (in tutorials/, no __file__) and count the asserts that ran.
+
+NOTEBOOK_RUNS = ["02-broadcasting", "05-losses", "06-convolution"]
+
+# Runs one tutorial in a fresh interpreter, from its Markdown blocks or from the cells of
+# its converted notebook, with a counter after every assert statement; prints the count.
+_COUNTING_RUNNER = r'''
+import ast, pathlib, sys
+import matplotlib
+matplotlib.use("Agg")
+import jupytext
+import tinyae
+import tutorials
+
+
+class CountAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        count = ast.parse("__asserts_run__[0] += 1").body[0]
+        return [node, ast.copy_location(count, node)]
+
+
+path, source = pathlib.Path(sys.argv[1]), sys.argv[2]
+if source == "markdown":
+    cells = tutorials.code_blocks(path)
+    namespace = {"__name__": "__tutorial__", "__file__": str(path)}
+else:
+    notebook = jupytext.reads(path.read_text(encoding="utf-8"), fmt="md")
+    cells = [(1, cell.source) for cell in notebook.cells if cell.cell_type == "code"]
+    namespace = {"__name__": "__main__"}  # as in a Jupyter kernel: no __file__
+namespace["__asserts_run__"] = [0]
+with tinyae.using_backend("numpy"):
+    for first_line, code in cells:
+        tree = CountAsserts().visit(ast.parse("\n" * (first_line - 1) + code, str(path)))
+        exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), namespace)
+print("asserts run:", namespace["__asserts_run__"][0])
+'''
+
+
+def notebook_code_cells(path):
+    jupytext = pytest.importorskip("jupytext", reason="jupytext is not installed (dev extra)")
+    notebook = jupytext.reads(path.read_text(encoding="utf-8"), fmt="md")
+    return notebook, [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_converts_to_a_notebook_with_the_same_code(path):
+    notebook, cells = notebook_code_cells(path)
+    nbformat = pytest.importorskip("nbformat")
+    import jupytext
+    nbformat.validate(nbformat.reads(jupytext.writes(notebook, fmt="ipynb"), as_version=4))
+    blocks = [code for _, code in tutorials.code_blocks(path)]
+    # jupytext drops a cell's final newline; otherwise the code is character for character
+    assert [cell.rstrip("\n") for cell in cells] == [code.rstrip("\n") for code in blocks]
+    assert any(cell.cell_type == "markdown" and "$" in cell.source for cell in notebook.cells)
+
+
+def _count_asserts(path, source, tmp_path):
+    env = dict(os.environ, TINYAE_QUICK="1", TINYAE_TUTORIAL_OUT=str(tmp_path / source),
+               MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(
+                   [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    (tmp_path / source).mkdir()
+    # The Markdown runner works from the repository root; a notebook from its own folder.
+    cwd = ROOT if source == "markdown" else path.parent
+    result = subprocess.run([sys.executable, "-c", _COUNTING_RUNNER, str(path), source],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{path.name} ({source}) failed:\n{result.stdout}\n{result.stderr}"
+    return int(result.stdout.strip().splitlines()[-1].split(":")[1])
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_RUNS)
+def test_converted_notebook_runs_the_same_asserts(name, tmp_path):
+    pytest.importorskip("jupytext", reason="jupytext is not installed (dev extra)")
+    path = tutorials.TUTORIALS_DIR / f"{name}.md"
+    from_notebook = _count_asserts(path, "notebook", tmp_path)
+    from_markdown = _count_asserts(path, "markdown", tmp_path)
+    assert from_notebook == from_markdown > 5

@@ -16,9 +16,11 @@ from .autograd import Tensor, Parameter, tensor, no_grad, is_grad_enabled
 from .ops import (add, sub, mul, div, neg, pow, matmul, exp, log, sqrt, tanh, sigmoid,
                   relu, leaky_relu, softplus, clip, maximum, minimum, sum, mean, max,
                   reshape, transpose, permute, getitem, concatenate, stack, pad, flatten)
+from .ops import softmax, log_softmax, eq, ne, lt, le, gt, ge
 from .gradcheck import gradcheck, GradcheckError, check_finite
 from . import functional, nn, losses, optim, data, plot, models, callbacks, metrics
 from .train import train, evaluate, History, TrainingDivergedError
 from .checkpoint import save, load, CheckpointError
+from .weights import save_weights, load_weights, WeightsError
 
 __version__ = "0.1.0"

@@ -408,3 +408,160 @@ def dropout(x, p=0.5, training=True, rng=None):
     if rng is None:
         rng = default_generator(backend.get_array_module(_array(x)))
     return Dropout(p, rng).apply(x)
+
+
+# ---------------------------------------------------------------- pooling
+from .ops import log_softmax, softmax  # noqa: E402,F401  (re-exported, as torch.nn.functional)
+
+__all__ += ["max_pool2d", "avg_pool2d", "softmax", "log_softmax"]
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding):
+    """Check a pooling's arguments against x (N, C, H, W); return (OH, OW).
+
+    OH = (H + 2 padding - KH) // stride + 1 (likewise OW), as PyTorch with ceil_mode=False.
+    """
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    if x.ndim != 4:
+        raise ValueError(f"{op}: needs input (N, C, H, W), got shape {_shape_text(x.shape)}")
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, got "
+                         f"kernel_size={kernel_size}, stride={stride}, padding={padding}")
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
+                         f"{kernel_size} (as PyTorch), so every window holds real values")
+    _, _, h, w = x.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: input of spatial size ({h}, {w}) with padding {padding} is "
+                         f"smaller than the kernel {kernel_size}")
+    return oh, ow
+
+
+def _window_slices(kernel_size, stride, out_size):
+    """For each of the KH*KW positions (i, j) in a window, in row-major order, the slices
+    of the padded input that hold that position of every window: x_pad[..., rows, cols]
+    has shape (N, C, OH, OW)."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel_size, stride, out_size
+    return [(slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+class MaxPool2d(Function):
+    """y = the maximum of each KH x KW window of x (N, C, H, W), windows ``stride`` apart;
+    dL/dx = dL/dy at the position of each window's maximum, 0 elsewhere (summed where
+    windows overlap). On ties the first maximum of the window in row-major order takes
+    the whole gradient, as PyTorch's CPU kernel. Padding is -inf (it never wins).
+    Tutorial 06.
+
+    The windows are gathered one position at a time (KH*KW strided slices), so the
+    code reads the same on NumPy and CuPy; ``argmax`` remembers the winner.
+
+    >>> import tinyae, tinyae.functional as F
+    >>> x = tinyae.tensor([[[[1.0, 2.0], [4.0, 3.0]]]], requires_grad=True)
+    >>> y = F.max_pool2d(x, 2); y.numpy()
+    array([[[[4.]]]], dtype=float32)
+    >>> y.sum().backward(); x.grad
+    array([[[[0., 0.],
+             [1., 0.]]]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        xp = self.xp
+        out_size = _pool_geometry("max_pool2d", x, self.kernel_size, self.stride, self.padding)
+        (ph, pw) = self.padding
+        padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
+        self.slices = _window_slices(self.kernel_size, self.stride, out_size)
+        windows = xp.stack([padded[:, :, rows, cols] for rows, cols in self.slices])
+        self.winner = windows.argmax(axis=0)            # (N, C, OH, OW): first maximum wins
+        self.x_shape, self.padded_shape = x.shape, padded.shape
+        return xp.ascontiguousarray(windows.max(axis=0))
+
+    def backward(self, gy):
+        xp = self.xp
+        gpadded = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        for k, (rows, cols) in enumerate(self.slices):
+            gpadded[:, :, rows, cols] += gy * (self.winner == k)
+        (ph, pw), (h, w) = self.padding, self.x_shape[2:]
+        return xp.ascontiguousarray(gpadded[:, :, ph:ph + h, pw:pw + w])
+
+
+class AvgPool2d(Function):
+    """y = the mean of each KH x KW window of x (N, C, H, W), windows ``stride`` apart;
+    dL/dx = dL/dy / count, spread over every position of the window (summed where
+    windows overlap). Padding is zeros; ``count`` is KH*KW with
+    ``count_include_pad`` (PyTorch's default), else the real values in the window.
+    Tutorial 06.
+
+    >>> import tinyae, tinyae.functional as F
+    >>> x = tinyae.tensor([[[[1.0, 2.0], [4.0, 3.0]]]], requires_grad=True)
+    >>> y = F.avg_pool2d(x, 2); y.numpy()
+    array([[[[2.5]]]], dtype=float32)
+    >>> y.sum().backward(); x.grad
+    array([[[[0.25, 0.25],
+             [0.25, 0.25]]]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size, stride, padding, count_include_pad=True):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        xp = self.xp
+        out_size = _pool_geometry("avg_pool2d", x, self.kernel_size, self.stride, self.padding)
+        (ph, pw) = self.padding
+        width = ((0, 0), (0, 0), (ph, ph), (pw, pw))
+        padded = xp.pad(x, width)
+        self.slices = _window_slices(self.kernel_size, self.stride, out_size)
+        total = sum(padded[:, :, rows, cols] for rows, cols in self.slices)
+        if self.count_include_pad:
+            self.count = numel(self.kernel_size)
+        else:  # how many real (unpadded) values each window holds, shape (1, 1, OH, OW)
+            real = xp.pad(xp.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), width)
+            self.count = sum(real[:, :, rows, cols] for rows, cols in self.slices)
+        self.x_shape, self.padded_shape = x.shape, padded.shape
+        return xp.ascontiguousarray(total / self.count)
+
+    def backward(self, gy):
+        xp = self.xp
+        share = gy / self.count
+        gpadded = xp.zeros(self.padded_shape, dtype=gy.dtype)
+        for rows, cols in self.slices:
+            gpadded[:, :, rows, cols] += share
+        (ph, pw), (h, w) = self.padding, self.x_shape[2:]
+        return xp.ascontiguousarray(gpadded[:, :, ph:ph + h, pw:pw + w])
+
+
+def _pool_arguments(kernel_size, stride, padding):
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "stride")
+    return kernel_size, stride, _pair(padding, "padding")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling of x (N, C, H, W) over KH x KW windows, as torch.nn.functional.max_pool2d;
+    ``stride`` defaults to ``kernel_size`` (windows side by side). ``kernel_size``,
+    ``stride`` and ``padding`` are an int or a (height, width) pair; padding is at most
+    half the kernel. Output (N, C, OH, OW), OH = (H + 2 padding - KH) // stride + 1.
+
+    Example::
+
+        h = F.max_pool2d(h, 2)                  # (N, 16, 28, 28) -> (N, 16, 14, 14)
+    """
+    return MaxPool2d(*_pool_arguments(kernel_size, stride, padding)).apply(x)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Average pooling of x (N, C, H, W) over KH x KW windows, as
+    torch.nn.functional.avg_pool2d; arguments and output size as ``max_pool2d``.
+    Padding adds zeros, counted in the mean unless ``count_include_pad=False``.
+
+    Example::
+
+        h = F.avg_pool2d(h, 2)                  # (N, 16, 28, 28) -> (N, 16, 14, 14)
+    """
+    return AvgPool2d(*_pool_arguments(kernel_size, stride, padding),
+                     count_include_pad=count_include_pad).apply(x)

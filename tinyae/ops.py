@@ -686,3 +686,166 @@ def _install_operators():
 
 
 _install_operators()
+
+
+# ---------------------------------------------------------------- softmax and log-softmax
+class Softmax(Function):
+    """y = exp(x - max x) / sum(exp(x - max x)) along ``axis``;
+    dL/dx = y * (dL/dy - sum(dL/dy * y)) (the sum along ``axis``). Tutorial 05.
+
+    Subtracting the maximum first changes nothing mathematically (it cancels in
+    the ratio) and keeps exp from overflowing.
+
+    >>> import tinyae
+    >>> tinyae.softmax(tinyae.tensor([[0.0, 0.0], [1000.0, 0.0]])).numpy()
+    array([[0.5, 0.5],
+           [1. , 0. ]], dtype=float32)
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        _check_axis("softmax", x, self.axis)
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        e = self.xp.exp(shifted)
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - max x - log(sum(exp(x - max x))) along ``axis`` (= log softmax(x));
+    dL/dx = dL/dy - softmax(x) * sum(dL/dy) (the sum along ``axis``). Tutorial 05.
+
+    Computed from the shifted values, never as log(softmax(x)), which is -inf
+    wherever softmax underflows to 0.
+
+    >>> import tinyae
+    >>> tinyae.log_softmax(tinyae.tensor([[0.0, 0.0], [100.0, 0.0]])).numpy()
+    array([[  -0.6931472,   -0.6931472],
+           [   0.       , -100.       ]], dtype=float32)
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        _check_axis("log_softmax", x, self.axis)
+        xp = self.xp
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+        return self.y
+
+    def backward(self, gy):
+        return gy - self.xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def _check_axis(op, x, axis):
+    ndim = len(x.shape)
+    if not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis!r} does not exist for a tensor of shape "
+                         f"{tuple(x.shape)} (give an int in [{-ndim}, {ndim - 1}])")
+
+
+def softmax(x, axis=-1):
+    """Softmax along ``axis`` (PyTorch's ``dim``): positive values that sum to 1."""
+    return Softmax(axis).apply(x)
+
+
+def log_softmax(x, axis=-1):
+    """The logarithm of softmax along ``axis`` (PyTorch's ``dim``), computed stably."""
+    return LogSoftmax(axis).apply(x)
+
+
+# ---------------------------------------------------------------- comparisons (masks)
+# A comparison is a step function: its derivative is 0 wherever it exists, so the mask
+# it returns is a constant, outside the graph (requires_grad=False), as in PyTorch.
+# To select with it, multiply: ``x * (x > 0)`` is differentiable in x.
+def _compare(op, a, b):
+    """The boolean Tensor ``a (op) b`` elementwise (broadcast), never part of a graph."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    a, b = as_tensor(a, like), as_tensor(b, like)
+    _broadcast_shapes(op, a, b)
+    xp = backend.get_array_module(a.data, b.data)
+    return Tensor(getattr(xp, op)(a.data, b.data), requires_grad=False)
+
+
+def eq(a, b):
+    """a == b elementwise, as a boolean mask (not differentiable).
+
+    >>> import tinyae
+    >>> tinyae.eq(tinyae.tensor([1.0, 2.0]), 2.0).numpy()
+    array([False,  True])
+    """
+    return _compare("equal", a, b)
+
+
+def ne(a, b):
+    """a != b elementwise, as a boolean mask (not differentiable)."""
+    return _compare("not_equal", a, b)
+
+
+def lt(a, b):
+    """a < b elementwise, as a boolean mask (not differentiable); also ``a < b``."""
+    return _compare("less", a, b)
+
+
+def le(a, b):
+    """a <= b elementwise, as a boolean mask (not differentiable); also ``a <= b``."""
+    return _compare("less_equal", a, b)
+
+
+def gt(a, b):
+    """a > b elementwise, as a boolean mask (not differentiable); also ``a > b``.
+
+    >>> import tinyae
+    >>> x = tinyae.tensor([-1.0, 0.0, 3.0], requires_grad=True)
+    >>> (x > 0).numpy()
+    array([False, False,  True])
+    >>> y = (x * (x > 0)).sum()     # the mask is a constant: dy/dx = mask
+    >>> y.backward(); x.grad
+    array([0., 0., 1.], dtype=float32)
+    """
+    return _compare("greater", a, b)
+
+
+def ge(a, b):
+    """a >= b elementwise, as a boolean mask (not differentiable); also ``a >= b``."""
+    return _compare("greater_equal", a, b)
+
+
+def _install_comparison_operators():
+    """<, <=, >, >= on Tensor, and the methods eq/ne/lt/le/gt/ge.
+
+    ``==`` and ``!=`` are left as identity, unlike PyTorch: tinyae keeps tensors in
+    sets and dicts and finds them with ``in`` (parameters, optimizer state, the
+    graph walk), which all rely on ``==`` meaning "the same tensor". Use
+    ``x.eq(y)`` / ``tinyae.eq(x, y)`` for the elementwise mask."""
+    T = Tensor
+    T.__lt__ = lambda a, b: lt(a, b)
+    T.__le__ = lambda a, b: le(a, b)
+    T.__gt__ = lambda a, b: gt(a, b)
+    T.__ge__ = lambda a, b: ge(a, b)
+    T.eq, T.ne = (lambda a, b: eq(a, b)), (lambda a, b: ne(a, b))
+    T.lt, T.le = (lambda a, b: lt(a, b)), (lambda a, b: le(a, b))
+    T.gt, T.ge = (lambda a, b: gt(a, b)), (lambda a, b: ge(a, b))
+    T.softmax = lambda a, axis=-1: softmax(a, axis)
+    T.log_softmax = lambda a, axis=-1: log_softmax(a, axis)
+    T.__bool__ = _truth_value
+
+
+def _truth_value(tensor):
+    """``if x > 0:`` works for a one-element tensor and is an error for more, as in
+    PyTorch and NumPy (without it Python would fall back on ``len`` and call any
+    non-empty mask true)."""
+    if tensor.size != 1:
+        raise ValueError(f"the truth value of a tensor of shape {tensor.shape} is ambiguous; "
+                         "use (mask).numpy().any() or .all(), or compare a one-element tensor")
+    return bool(tensor.item())
+
+
+_install_comparison_operators()

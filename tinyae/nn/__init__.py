@@ -18,7 +18,9 @@ from .module import Module, Sequential, LoadResult
 from .layers import (manual_seed, Dense, Linear, Conv2d, ConvTranspose2d, BatchNorm1d,
                      BatchNorm2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softplus, Dropout, Flatten,
                      Reshape)
+from .layers import MaxPool2d, AvgPool2d, Softmax, LogSoftmax
 
 __all__ = ["Parameter", "Module", "Sequential", "LoadResult", "manual_seed", "Dense",
            "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Dropout", "Flatten", "Reshape"]
+__all__ += ["MaxPool2d", "AvgPool2d", "Softmax", "LogSoftmax"]

@@ -382,3 +382,95 @@ class Reshape(Module):
 
     def extra_repr(self):
         return ", ".join(str(n) for n in self.shape)
+
+
+# ---------------------------------------------------------------- pooling and softmax
+class _Pool2d(Module):
+    """What MaxPool2d and AvgPool2d share: sizes, input check and repr."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1 and "
+                             f"padding >= 0, got kernel_size={self.kernel_size}, "
+                             f"stride={self.stride}, padding={self.padding}")
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{type(self).__name__}: padding {self.padding} must be at most "
+                             f"half of kernel_size {self.kernel_size}")
+
+    def _check_input(self, x):
+        if x.ndim != 4:
+            raise _wrong_input(self, "(N, C, H, W)", x)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}")
+
+
+class MaxPool2d(_Pool2d):
+    """The maximum of each kernel_size window of (N, C, H, W) images; stride defaults to
+    kernel_size. No parameters. On ties the first maximum (row-major) gets the gradient.
+
+    Example::
+
+        pool = MaxPool2d(2)
+        h = pool(h)                      # (N, 16, 28, 28) -> (N, 16, 14, 14)
+    """
+
+    def forward(self, x):
+        self._check_input(x)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each kernel_size window of (N, C, H, W) images; stride defaults to
+    kernel_size; zero padding, counted in the mean unless ``count_include_pad=False``.
+
+    Example::
+
+        pool = AvgPool2d(2)
+        h = pool(h)                      # (N, 16, 28, 28) -> (N, 16, 14, 14)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        self._check_input(x)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
+                            self.count_include_pad)
+
+
+class Softmax(Module):
+    """softmax along ``axis`` (PyTorch's ``dim``): each slice becomes probabilities.
+
+    Example::
+
+        probabilities = Softmax(1)(logits)     # (N, C), rows sum to 1
+    """
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x):
+        return F.softmax(x, self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """log softmax along ``axis`` (PyTorch's ``dim``), computed stably.
+
+    Example::
+
+        log_probabilities = LogSoftmax(1)(logits)
+    """
+
+    def forward(self, x):
+        return F.log_softmax(x, self.axis)
