@@ -24,7 +24,7 @@ from .autograd import Function, Tensor, numel
 from .ops import leaky_relu, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
 
 __all__ = ["linear", "conv2d", "conv_transpose2d", "batch_norm", "dropout", "manual_seed",
-           "relu", "leaky_relu", "sigmoid", "tanh", "softplus"]
+           "reparameterize", "relu", "leaky_relu", "sigmoid", "tanh", "softplus"]
 
 
 def _pair(value, name):
@@ -348,6 +348,43 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                              f"{_shape_text(data.shape)}")
     fn = BatchNorm(training, eps, running_mean, running_var, momentum)
     return fn.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- VAE sampling
+class Reparameterize(Function):
+    """z = mu + std eps with std = exp(logvar / 2) and a given eps ~ N(0, I);
+    dz/dmu = 1,  dz/dlogvar = eps std / 2. Tutorial 10.
+
+    One fused kernel each way: ``kernels.reparameterize`` and
+    ``kernels.reparameterize_backward`` (plain versions in kernels/reference.py)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, mu, logvar):
+        z, self.std = kernels.reparameterize(mu, logvar, self.eps)
+        return z
+
+    def backward(self, gz):
+        return kernels.reparameterize_backward(gz, self.eps, self.std)   # (gz, gz eps std / 2)
+
+
+def reparameterize(mu, logvar, eps):
+    """A sample z = mu + exp(logvar / 2) * eps of N(mu, exp(logvar)), differentiable in mu
+    and logvar (the reparameterisation trick); ``eps`` holds draws of N(0, I) (a tensor
+    or array, outside the graph) of the same shape.
+
+    Example::
+
+        eps = tinyae.tensor(rng.standard_normal(mu.shape))
+        z = F.reparameterize(mu, logvar, eps)
+    """
+    eps = _array(eps)
+    shapes = [tuple(int(n) for n in v.shape) for v in (mu, logvar, eps)]
+    if shapes[0] != shapes[1] or shapes[0] != shapes[2]:
+        raise ValueError(f"reparameterize: mu, logvar and eps must have one shape, got "
+                         f"{shapes[0]}, {shapes[1]} and {shapes[2]}")
+    return Reparameterize(eps).apply(mu, logvar)
 
 
 # ---------------------------------------------------------------- dropout
