@@ -53,3 +53,10 @@ def test_code_blocks_keep_their_markdown_line_numbers(tmp_path):
         tutorials.run_tutorial(page, out_dir=tmp_path)
     frames = traceback.extract_tb(error.value.__traceback__)
     assert (str(page), 10) in [(frame.filename, frame.lineno) for frame in frames]
+
+
+def test_quotes_fails_when_the_code_no_longer_says_so():
+    from tutorials.source import quotes
+    assert "def quotes" in quotes(tutorials.source.quotes, "inspect.getsource(obj)")
+    with pytest.raises(AssertionError, match="no longer says so"):
+        quotes(tutorials.source.quotes, "a line that is not there")
