@@ -424,3 +424,11 @@ def test_reparameterize_refuses_mismatched_shapes(rng):
     mu = to_tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"reparameterize.*\(2, 3\).*\(2, 4\)"):
         F.reparameterize(mu, to_tensor(np.zeros((2, 4))), np.zeros((2, 3)))
+
+
+def test_linear_refuses_an_unknown_or_unfusable_activation(rng):
+    x, w = to_tensor(rng.standard_normal((2, 3))), to_tensor(rng.standard_normal((4, 3)))
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        F.linear(x, w, activation="gelu")
+    with pytest.raises(ValueError, match="negative_slope > 0, got -0.2"):
+        F.linear(x, w, activation="leaky_relu", negative_slope=-0.2)

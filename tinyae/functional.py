@@ -105,6 +105,14 @@ def linear(x, weight, bias=None, activation="identity", negative_slope=0.01):
         y = F.linear(x, weight, bias)                      # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
         h = F.linear(x, weight, bias, activation="relu")   # relu(x @ W.T + b) in one pass
     """
+    if activation not in kernels.FUSED_ACTIVATIONS:
+        raise ValueError(f"linear: unknown activation {activation!r}; choose one of "
+                         f"{kernels.FUSED_ACTIVATIONS}")
+    if activation == "leaky_relu" and not negative_slope > 0:
+        # The backward reads the mask off the output (y > 0 exactly where z > 0), which
+        # only holds for a positive slope.
+        raise ValueError(f"linear: a fused leaky_relu needs negative_slope > 0, got "
+                         f"{negative_slope}; apply tinyae.leaky_relu to linear's output instead")
     fn = Linear(activation, negative_slope)
     if bias is None:
         return fn.apply(x, weight)
