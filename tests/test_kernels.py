@@ -14,6 +14,7 @@ tolerances there.
 """
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -364,3 +365,19 @@ print("ok")
     done = _run_python(code, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_every_kernel_has_a_caller_in_tinyae():
+    """A kernel nothing runs is dead code: each one is called by an op, layer, loss or optimizer."""
+    names = [name for name in vars(reference) if callable(getattr(kernels, name, None))
+             and name in kernels.__dict__ and getattr(kernels, name).__module__ == "kernels"
+             and name not in ("set_mode", "get_mode", "using_mode", "implementation")]
+    assert {"im2col", "activation_backward", "sigmoid_bce_with_logits", "reparameterize",
+            "kl_normal_forward_backward", "adam_update"} <= set(names)
+    source = "\n".join(path.read_text(encoding="utf-8")
+                       for path in (ROOT / "tinyae").rglob("*.py"))
+    imported = {name.strip() for line in re.findall(r"^from kernels import ([\w, ]+)", source,
+                                                     re.MULTILINE) for name in line.split(",")}
+    uncalled = [name for name in names if f"kernels.{name}(" not in source
+                and not (name in imported and f"{name}(" in source)]
+    assert not uncalled, f"kernels with no caller in tinyae/: {uncalled}"
