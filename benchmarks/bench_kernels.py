@@ -28,7 +28,10 @@ CONV_INPUTS = [(128, 1, 28, 28), (128, 32, 14, 14), (32, 1, 100, 100), (32, 32, 
 K3_S2_P1 = (3, 3, 2, 2, 1, 1)
 BIAS_ACT = [((256, 512), "relu"), ((128, 784), "sigmoid"), ((128, 32, 14, 14), "leaky_relu"),
             ((32, 32, 50, 50), "leaky_relu"), ((32, 1, 100, 100), "sigmoid")]
-BCE = [((256, 784), "mean"), ((128, 784), "sum"), ((32, 1, 100, 100), "sum")]
+ACTIVATION = [((128, 32, 14, 14), "relu"), ((32, 32, 50, 50), "leaky_relu"),
+              ((32, 1, 100, 100), "sigmoid"), ((128, 32, 14, 14), "tanh")]
+BCE = [((256, 784), "mean"), ((128, 784), "sum"), ((32, 1, 100, 100), "sum"),
+       ((128, 1, 28, 28), "none")]
 LATENT = [(128, 20), (32, 150)]
 BATCHNORM = [(32, 32, 50, 50), (32, 64, 25, 25), (32, 64, 13, 13), (128, 512)]
 PARAMETERS = [784 * 512, 3136 * 150, 512]
@@ -86,6 +89,20 @@ def test_bias_act_backward(benchmark, mode, shape, act):
     with kernels.using_mode("reference"):
         y = kernels.bias_act_forward(data(shape, 3.0), data(shape[1]), act, 0.2)
     timed(benchmark, f"bias_act_backward {name(shape)} {act}", kernels.bias_act_backward,
+          data(shape, seed=1), y, act, 0.2)
+
+
+@pytest.mark.parametrize("shape, act", ACTIVATION, ids=label)
+def test_activation_forward(benchmark, mode, shape, act):
+    timed(benchmark, f"activation_forward {name(shape)} {act}", kernels.activation_forward,
+          data(shape, 3.0), act, 0.2)
+
+
+@pytest.mark.parametrize("shape, act", ACTIVATION, ids=label)
+def test_activation_backward(benchmark, mode, shape, act):
+    with kernels.using_mode("reference"):
+        y = kernels.activation_forward(data(shape, 3.0), act, 0.2)
+    timed(benchmark, f"activation_backward {name(shape)} {act}", kernels.activation_backward,
           data(shape, seed=1), y, act, 0.2)
 
 

@@ -17,9 +17,9 @@ kernels.gpu        CuPy, CUDA kernels          on the first fused CuPy call
 =================  ==========================  ===============================
 
 Importing ``kernels`` imports neither Numba nor CuPy, and nothing is compiled
-until a kernel is first called (then once per dtype, cached on disk; see
-kernels.cpu for the measured costs). Arrays of dtypes other than float32 and
-float64 always take the reference path.
+until a kernel is first called (then once per dtype, cached on disk).
+Arrays of dtypes other than float32 and float64 always take the reference path.
+Every kernel here has a caller in tinyae (ops, functional, losses, optim, models).
 """
 import contextlib
 import importlib
@@ -65,7 +65,7 @@ def implementation(array):
 
 
 conv_output_size = reference.conv_output_size
-ACTIVATIONS = reference.ACTIVATIONS
+FUSED_ACTIVATIONS = reference.FUSED_ACTIVATIONS  # the act names the kernels below take
 
 
 # ---------------------------------------------------------- im2col / col2im
@@ -77,6 +77,17 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     """Adjoint of im2col: column matrix -> (N, C, H, W) with overlaps summed."""
     return implementation(cols).col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+
+
+# ------------------------------------------------------------- activations
+def activation_forward(x, act, slope=0.01):
+    """y = act(x) elementwise, any shape; act one of FUSED_ACTIVATIONS (tinyae.ops.ReLU ...)."""
+    return implementation(x).activation_forward(x, act, slope)
+
+
+def activation_backward(gy, y, act, slope=0.01):
+    """gx = gy act'(x), read off the output y; the formulas are in kernels.reference."""
+    return implementation(gy).activation_backward(gy, y, act, slope)
 
 
 # ------------------------------------------------------- bias + activation
@@ -93,41 +104,18 @@ def bias_act_backward(gy, y, act, slope=0.01):
     return implementation(gy).bias_act_backward(gy, y, act, slope)
 
 
-def _as_channels(x):
-    """x viewed as (N, C, ...) with one zero bias per channel: what bias_act expects."""
-    view = x.reshape(1, -1) if x.ndim < 2 else x
-    return view, view.shape[1]
-
-
-def activation_forward(x, act, slope=0.01):
-    """y = act(x) elementwise, any shape: bias_act_forward with no bias (one pass)."""
-    view, channels = _as_channels(x)
-    zero = _zeros_like_channel(x, channels)
-    return bias_act_forward(view, zero, act, slope).reshape(x.shape)
-
-
-def activation_backward(gy, y, act, slope=0.01):
-    """gx = gy act'(x), read off the output y (the gz of bias_act_backward)."""
-    view, _ = _as_channels(gy)
-    gz, _ = bias_act_backward(view, y.reshape(view.shape), act, slope)
-    return gz.reshape(gy.shape)
-
-
-def _zeros_like_channel(x, channels):
-    module = type(x).__module__.split(".")[0]
-    xp = importlib.import_module("cupy" if module == "cupy" else "numpy")
-    return xp.zeros(channels, dtype=x.dtype)
-
-
 # ------------------------------------------------------------------ losses
 def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
-    """(loss, dloss/dlogits) of binary cross-entropy on logits; loss a 0-d array."""
+    """(loss, dloss/dlogits) of binary cross-entropy on logits (tinyae.losses.bce_with_logits).
+
+    reduction "mean" or "sum": loss a 0-d array; "none": the per-element losses.
+    """
     return implementation(logits).sigmoid_bce_with_logits(logits, targets, reduction)
 
 
 # ------------------------------------------------------ VAE: KL and sampling
 def reparameterize(mu, logvar, eps):
-    """(z, std): z = mu + exp(logvar / 2) eps."""
+    """(z, std): z = mu + exp(logvar / 2) eps (tinyae.functional.reparameterize)."""
     return implementation(mu).reparameterize(mu, logvar, eps)
 
 
@@ -137,7 +125,10 @@ def reparameterize_backward(gz, eps, std):
 
 
 def kl_normal_forward_backward(mu, logvar):
-    """(kl per example (N,), dkl/dmu = mu, dkl/dlogvar = (exp(logvar) - 1) / 2)."""
+    """(kl per example (N,), dkl/dmu = mu, dkl/dlogvar = (exp(logvar) - 1) / 2).
+
+    The closed-form KL(N(mu, exp(logvar)) || N(0, I)) of tinyae.losses.kl_normal.
+    """
     return implementation(mu).kl_normal_forward_backward(mu, logvar)
 
 

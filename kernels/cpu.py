@@ -9,29 +9,17 @@ the loops live in the ``_..._kernel`` functions below them.
 How the kernels are built, and why:
 
 * ``@njit(cache=True)``: compiled on first use, once per dtype (float32 and
-  float64; the wrappers keep every other argument type fixed, so a kernel
-  never has more than two versions), and written to ``__pycache__`` so that the
-  next process loads the machine code instead of compiling it again.
-  ``import kernels`` imports neither Numba nor this module (3 ms); Numba comes
-  with the first fused call. Measured on the 2-core machine while other
-  processes kept both cores busy (load average 5), so these are upper bounds:
-
-  - empty cache: compiling all kernels for one dtype takes 20 s of wall time
-    (about 10 s of CPU): 0.2 s for a serial kernel, 1-5 s for a parallel one.
-  - cache filled, fresh process: the first kernel call takes 0.5-1.0 s, which
-    is importing Numba (0.2-0.3 s), Numba's first use of its compiler context
-    (which imports scipy.linalg to look for BLAS: 0.4 s) and loading the
-    kernel; every further kernel version loads in 2-15 ms. Import plus the
-    first call of every kernel in both dtypes: 1.3 s; of one kernel: 0.7-1.1 s.
-* ``parallel=True`` with ``prange`` where the loop is big enough to pay on two
-  cores; ``run_parallel`` keeps small calls on one thread. The VAE's (batch,
-  latent) kernels and the dense batch norm are serial. Reductions are split
-  into a fixed number of chunks, each with its own float64 partial sum, so the
-  result does not depend on the thread count.
+  float64; the wrappers keep every other argument type fixed), and cached in
+  ``__pycache__`` so that the next process loads the machine code instead of
+  compiling it again. ``import kernels`` imports neither Numba nor this module.
+* ``parallel=True`` with ``prange`` where the loop is big enough to pay;
+  ``run_parallel`` keeps small calls on one thread. Reductions are split into a
+  fixed number of chunks, each with its own float64 partial sum, so the result
+  does not depend on the thread count.
 * exp, log1p and tanh come from NumPy, not from Numba: without Intel's SVML
-  library Numba calls the scalar libm functions, which measured here 5x (exp),
-  30x (log1p) and 90x (tanh) slower than NumPy's own SIMD loops. So the
-  kernels that need them call NumPy for that one step and fuse the rest.
+  library Numba calls scalar libm functions, much slower than NumPy's SIMD
+  loops. So the kernels that need them call NumPy for that one step and fuse
+  the rest.
 * fastmath stays off, so results follow the reference's arithmetic; the one
   exception is the sums in ``_sum``, ``_sum_of_squares`` and
   ``_sum_and_centered_dot``, where ``reassoc`` lets LLVM keep partial sums in
@@ -54,13 +42,13 @@ from .reference import conv_output_size
 
 # Activations travel into the kernels as small integers: one compiled kernel for all.
 IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = range(5)
-ACTIVATION_CODES = {name: code for code, name in enumerate(reference.ACTIVATIONS)}
+ACTIVATION_CODES = {name: code for code, name in enumerate(reference.FUSED_ACTIVATIONS)}
 
 # Reductions and plane loops are cut into at most this many chunks (see _chunk_count).
 CHUNKS = 32
 
 # Parallel kernels run on one thread below this many elements, and on KERNEL_THREADS
-# threads above it (default 1: see run_parallel for the measurement behind it).
+# threads above it (default 1: see run_parallel for why).
 PARALLEL_MIN_WORK = 1 << 17
 KERNEL_THREADS = max(1, int(os.environ.get("TINYAE_KERNEL_THREADS", "1")))
 
@@ -76,19 +64,12 @@ unsigned = np.uintp
 def run_parallel(kernel, work, *args):
     """kernel(*args) on KERNEL_THREADS threads, and on one below PARALLEL_MIN_WORK elements.
 
-    Why one thread by default: NumPy's OpenBLAS keeps its worker threads spinning
-    for a while after every matrix product, so on a 2-core machine a Numba
-    parallel region launched right after a GEMM waits for a core. Measured on the
-    reference workloads (benchmarks/RESULTS.md), with 2 Numba threads the fused
-    path took 60.6 ms per step of workload A against 10.7 ms with 1, and 116 ms
-    against 27 ms on C. The GEMMs keep both cores busy; the fused elementwise
-    passes are memory-bound and gain little from a second thread. On a machine
-    with spare cores, ``TINYAE_KERNEL_THREADS=N`` lets big kernels use N threads.
-
-    A parallel region also costs more than it saves on small arrays (waking the
-    sleeping worker takes tens of microseconds), hence PARALLEL_MIN_WORK.
-    Limiting the threads costs about 3 us per call. (Inside the kernels it would
-    cost nanoseconds, but Numba cannot cache a kernel that calls numba.set_num_threads.)
+    One thread by default, because NumPy's BLAS threads keep spinning after a
+    matrix product and a parallel region launched right after one waits for a
+    core (benchmarks/RESULTS.md has the measurements); small arrays do not pay
+    for waking a worker at all. ``TINYAE_KERNEL_THREADS=N`` gives big kernels N
+    threads. (Numba cannot cache a kernel that calls numba.set_num_threads, so
+    the limit is set here, around the call.)
     """
     threads = numba.get_num_threads()
     wanted = KERNEL_THREADS if work >= PARALLEL_MIN_WORK else 1
@@ -263,15 +244,114 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, x):
                         padded[unsigned((iy + ph) * wp + pw + ix)]
 
 
+# ------------------------------------------------------------- activations
+@njit(cache=True)
+def _sigmoid_from_exp(v, e):
+    """reference.sigmoid_from_exp for one element, e = exp(-|v|)."""
+    return ONE / (ONE + e) if v >= 0 else e / (ONE + e)
+
+
+@njit(cache=True)
+def _activate_row(t, act, slope, y):
+    """y = relu(t) or leaky_relu(t) on 1-D rows (y may be t itself); other acts: no-op."""
+    if act == RELU:
+        for k in range(t.size):
+            v = t[k]
+            y[k] = ZERO if v < 0 else v
+    elif act == LEAKY_RELU:
+        for k in range(t.size):
+            v = t[k]
+            y[k] = v if v > 0 else v * slope
+
+
+@njit(cache=True)
+def _derivative_row(gy, y, act, slope, gz):
+    """gz = gy act'(z) on 1-D rows, act' read off the output y; one loop per activation."""
+    if act == RELU:
+        for k in range(gy.size):
+            gz[k] = gy[k] if y[k] > 0 else ZERO
+    elif act == LEAKY_RELU:
+        for k in range(gy.size):
+            gz[k] = gy[k] if y[k] > 0 else gy[k] * slope
+    elif act == SIGMOID:
+        for k in range(gy.size):
+            gz[k] = gy[k] * y[k] * (ONE - y[k])
+    elif act == TANH:
+        for k in range(gy.size):
+            gz[k] = gy[k] * (ONE - y[k] * y[k])
+
+
+def _sigmoid(t, out):
+    """out = sigmoid(t) (out may be t): NumPy's exp(-|t|), then one Numba pass."""
+    e = _exp_neg_abs(t)
+    run_parallel(_sigmoid_from_exp_kernel, t.size, t.reshape(-1), e.reshape(-1), out.reshape(-1))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_from_exp_kernel(t, e, y):
+    for k in prange(t.size):
+        y[k] = _sigmoid_from_exp(t[k], e[k])
+
+
+def activation_forward(x, act, slope=0.01):
+    """y = act(x); reference.activation_forward.
+
+    relu and leaky_relu: one Numba pass; sigmoid: NumPy's exp(-|x|), then one
+    Numba pass; tanh: NumPy's tanh. Bit for bit the reference's (same
+    arithmetic); tolerance 1e-12 / 1e-6 allows for other NumPy builds.
+    """
+    reference.check_activation(act)
+    code = ACTIVATION_CODES[act]
+    if code == IDENTITY:
+        return x
+    if code == TANH:
+        return np.tanh(x)
+    flat = _contiguous(x).reshape(-1)
+    y = np.empty_like(flat)
+    if code == SIGMOID:
+        _sigmoid(flat, out=y)
+    else:
+        run_parallel(_activation_forward_kernel, flat.size, flat, code, flat.dtype.type(slope),
+                     _chunk_count(flat.size, flat.size), y)
+    return y.reshape(np.shape(x))
+
+
+@njit(parallel=True, cache=True)
+def _activation_forward_kernel(x, act, slope, chunks, y):
+    for chunk in prange(chunks):
+        first, last = _chunk_bounds(x.size, chunks, chunk)
+        _activate_row(x[first:last], act, slope, y[first:last])
+
+
+def activation_backward(gy, y, act, slope=0.01):
+    """gx = gy act'(x) from y in one Numba pass; reference.activation_backward, bit for bit."""
+    reference.check_activation(act)
+    code = ACTIVATION_CODES[act]
+    if code == IDENTITY:
+        return gy
+    g = _contiguous(gy).reshape(-1)
+    gx = np.empty_like(g)
+    run_parallel(_activation_backward_kernel, g.size, g, _contiguous(y, g.dtype).reshape(-1),
+                 code, g.dtype.type(slope), _chunk_count(g.size, g.size), gx)
+    return gx.reshape(np.shape(gy))
+
+
+@njit(parallel=True, cache=True)
+def _activation_backward_kernel(gy, y, act, slope, chunks, gx):
+    for chunk in prange(chunks):
+        first, last = _chunk_bounds(gy.size, chunks, chunk)
+        _derivative_row(gy[first:last], y[first:last], act, slope, gx[first:last])
+
+
 # ------------------------------------------------------- bias + activation
 def bias_act_forward(z, bias, act, slope=0.01):
     """y = act(z + bias); reference.bias_act_forward.
 
     One Numba pass adds the bias and applies identity, relu or leaky_relu;
-    tanh then runs NumPy's tanh in place, sigmoid NumPy's exp and one more
-    Numba pass (see the module docstring). With NumPy's own exp and tanh and
-    the reference's float32 arithmetic the result equals the reference bit for
-    bit; tolerance 1e-12 (float64) / 1e-6 (float32) allows for other NumPy builds.
+    tanh then runs NumPy's tanh in place, sigmoid ``_sigmoid`` in place.
+    Bit for bit the reference's; tolerance 1e-12 (float64) / 1e-6 (float32)
+    allows for other NumPy builds.
     """
     reference.check_activation(act)
     z2, spatial = _rows(z)
@@ -281,7 +361,7 @@ def bias_act_forward(z, bias, act, slope=0.01):
                  z2, _contiguous(bias, z2.dtype), spatial,
                  code if code in (RELU, LEAKY_RELU) else IDENTITY, z2.dtype.type(slope), y)
     if act == "sigmoid":
-        _sigmoid_inplace(y)
+        _sigmoid(y, out=y)
     elif act == "tanh":
         np.tanh(y, out=y)
     return y.reshape(np.shape(z))
@@ -300,28 +380,7 @@ def _bias_act_forward_kernel(z, bias, spatial, act, slope, y):
                 bias_ch, start = bias[ch], ch * spatial
                 for k in range(spatial):
                     y_row[unsigned(start + k)] = z_row[unsigned(start + k)] + bias_ch
-        # The row is still in cache: apply the activation there.
-        if act == RELU:
-            for k in range(y_row.size):
-                v = y_row[k]
-                y_row[k] = ZERO if v < 0 else v
-        elif act == LEAKY_RELU:
-            for k in range(y_row.size):
-                v = y_row[k]
-                y_row[k] = v if v > 0 else v * slope
-
-
-def _sigmoid_inplace(t):
-    """t = sigmoid(t) as the reference computes it: e = exp(-|t|), then 1/(1+e) or e/(1+e)."""
-    e = _exp_neg_abs(t)
-    run_parallel(_sigmoid_from_exp_kernel, t.size, t.reshape(-1), e.reshape(-1))
-
-
-@njit(parallel=True, cache=True)
-def _sigmoid_from_exp_kernel(t, e):
-    for k in prange(t.size):
-        ek = e[k]
-        t[k] = ONE / (ONE + ek) if t[k] >= 0 else ek / (ONE + ek)
+        _activate_row(y_row, act, slope, y_row)   # the row is still in cache
 
 
 def bias_act_backward(gy, y, act, slope=0.01):
@@ -344,23 +403,6 @@ def bias_act_backward(gy, y, act, slope=0.01):
                  gy2, y2, spatial, code, gy2.dtype.type(slope), gz, partial)
     gbias = partial.sum(axis=0).astype(gy2.dtype)
     return (gy if code == IDENTITY else gz.reshape(np.shape(gy))), gbias
-
-
-@njit(cache=True)
-def _derivative_row(gy, y, act, slope, gz):
-    """gz = gy act'(z) on 1-D rows, act' read off the output y; one loop per activation."""
-    if act == RELU:
-        for k in range(gy.size):
-            gz[k] = gy[k] if y[k] > 0 else ZERO
-    elif act == LEAKY_RELU:
-        for k in range(gy.size):
-            gz[k] = gy[k] if y[k] > 0 else gy[k] * slope
-    elif act == SIGMOID:
-        for k in range(gy.size):
-            gz[k] = gy[k] * y[k] * (ONE - y[k])
-    elif act == TANH:
-        for k in range(gy.size):
-            gz[k] = gy[k] * (ONE - y[k] * y[k])
 
 
 @njit(parallel=True, cache=True)
@@ -390,12 +432,11 @@ def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
 
     NumPy computes e = exp(-|x|) and log1p(e) (see the module docstring); one
     Numba pass then makes the per-element loss and the gradient from x, y, e
-    and sums the loss in float64. The gradient equals the reference bit for
-    bit; the loss is within 1e-12 (float64) / 1e-5 relative (float32, where the
-    reference sums in float32).
+    and sums the loss in float64. The gradient and the per-element losses equal
+    the reference bit for bit; the summed loss is within 1e-12 (float64) /
+    1e-5 relative (float32, where the reference sums in float32).
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    reference.check_reduction(reduction)
     x = _contiguous(logits).reshape(-1)
     y = _contiguous(targets, x.dtype).reshape(-1)
     if y.size != x.size:
@@ -407,7 +448,10 @@ def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     grad = np.empty_like(x)
     partial = np.zeros(_chunk_count(x.size, x.size))
     run_parallel(_bce_kernel, x.size, x, y, e, x.dtype.type(divisor), loss, grad, partial)
-    return np.asarray(partial.sum() / divisor, dtype=x.dtype), grad.reshape(np.shape(logits))
+    grad = grad.reshape(np.shape(logits))
+    if reduction == "none":
+        return loss.reshape(np.shape(logits)), grad
+    return np.asarray(partial.sum() / divisor, dtype=x.dtype), grad
 
 
 @njit(parallel=True, cache=True)
@@ -419,8 +463,7 @@ def _bce_kernel(x, y, e, divisor, loss, grad, partial):
             v, t, ek = x[k], y[k], e[k]
             # loss[k] holds log1p(e) on entry
             loss[k] = ((v if v > 0 else ZERO) - v * t) + loss[k]
-            sigmoid = ONE / (ONE + ek) if v >= 0 else ek / (ONE + ek)
-            grad[k] = (sigmoid - t) / divisor
+            grad[k] = (_sigmoid_from_exp(v, ek) - t) / divisor
         partial[chunk] = _sum(loss[first:last])
 
 

@@ -27,7 +27,7 @@ from . import reference
 from .reference import channel_shape, channel_sum_axes, conv_output_size
 
 IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = range(5)
-ACTIVATION_CODES = {name: code for code, name in enumerate(reference.ACTIVATIONS)}
+ACTIVATION_CODES = {name: code for code, name in enumerate(reference.FUSED_ACTIVATIONS)}
 
 
 def _contiguous(array, dtype=None):
@@ -107,25 +107,64 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return x
 
 
+# ------------------------------------------------------------- activations
+# The formulas, once for every kernel below: CUDA device functions (reference.py
+# has the plain versions). act is an ACTIVATION_CODES value.
+_ACTIVATIONS_CUDA = r"""
+template <typename T>
+__device__ T tinyae_sigmoid_from_exp(T x, T e) {     // e = exp(-|x|): never overflows
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+
+template <typename T>
+__device__ T tinyae_activate(T t, int act, T slope) {
+    if (act == 1) return t < 0 ? (T)0 : t;                            // relu
+    if (act == 2) return t > 0 ? t : t * slope;                       // leaky_relu
+    if (act == 3) return tinyae_sigmoid_from_exp(t, (T)exp(-fabs(t)));  // sigmoid
+    if (act == 4) return tanh(t);                                     // tanh
+    return t;                                                         // identity
+}
+
+template <typename T>
+__device__ T tinyae_derivative(T gy, T y, int act, T slope) {         // gy act', from y
+    if (act == 1) return y > 0 ? gy : (T)0;
+    if (act == 2) return y > 0 ? gy : gy * slope;
+    if (act == 3) return gy * y * (1 - y);
+    if (act == 4) return gy * (1 - y * y);
+    return gy;
+}
+"""
+
+_activation_forward_kernel = cupy.ElementwiseKernel(
+    "T x, int32 act, T slope", "T y", "y = tinyae_activate(x, act, slope)",
+    "tinyae_activation_forward", preamble=_ACTIVATIONS_CUDA)
+
+_activation_backward_kernel = cupy.ElementwiseKernel(
+    "T gy, T y, int32 act, T slope", "T gx", "gx = tinyae_derivative(gy, y, act, slope)",
+    "tinyae_activation_backward", preamble=_ACTIVATIONS_CUDA)
+
+
+def activation_forward(x, act, slope=0.01):
+    """y = act(x): one kernel."""
+    reference.check_activation(act)
+    if act == "identity":
+        return x
+    return _activation_forward_kernel(x, ACTIVATION_CODES[act], x.dtype.type(slope))
+
+
+def activation_backward(gy, y, act, slope=0.01):
+    """gx = gy act'(x), read off y: one kernel."""
+    reference.check_activation(act)
+    if act == "identity":
+        return gy
+    return _activation_backward_kernel(gy, y.astype(gy.dtype, copy=False), ACTIVATION_CODES[act],
+                                       gy.dtype.type(slope))
+
+
 # ------------------------------------------------------- bias + activation
 _bias_act_forward_kernel = cupy.ElementwiseKernel(
-    "T z, T bias, int32 act, T slope",
-    "T y",
-    """
-    T t = z + bias;
-    if (act == 1) {                       // relu
-        t = t < 0 ? (T)0 : t;
-    } else if (act == 2) {                // leaky_relu
-        t = t > 0 ? t : t * slope;
-    } else if (act == 3) {                // sigmoid, stable: only exp(-|t|)
-        const T e = exp(-fabs(t));
-        t = t >= 0 ? 1 / (1 + e) : e / (1 + e);
-    } else if (act == 4) {                // tanh
-        t = tanh(t);
-    }
-    y = t;
-    """,
-    "tinyae_bias_act_forward")
+    "T z, T bias, int32 act, T slope", "T y", "y = tinyae_activate(z + bias, act, slope)",
+    "tinyae_bias_act_forward", preamble=_ACTIVATIONS_CUDA)
 
 
 def bias_act_forward(z, bias, act, slope=0.01):
@@ -135,33 +174,9 @@ def bias_act_forward(z, bias, act, slope=0.01):
                                     z.dtype.type(slope))
 
 
-_bias_act_backward_kernel = cupy.ElementwiseKernel(
-    "T gy, T y, int32 act, T slope",
-    "T gz",
-    """
-    if (act == 1) {
-        gz = y > 0 ? gy : (T)0;
-    } else if (act == 2) {
-        gz = y > 0 ? gy : gy * slope;
-    } else if (act == 3) {
-        gz = gy * y * (1 - y);
-    } else if (act == 4) {
-        gz = gy * (1 - y * y);
-    } else {
-        gz = gy;
-    }
-    """,
-    "tinyae_bias_act_backward")
-
-
 def bias_act_backward(gy, y, act, slope=0.01):
-    """(gz, gbias): one elementwise kernel for gz, then CuPy's sum over all axes but 1."""
-    reference.check_activation(act)
-    if act == "identity":
-        gz = gy
-    else:
-        gz = _bias_act_backward_kernel(gy, y.astype(gy.dtype, copy=False), ACTIVATION_CODES[act],
-                                       gy.dtype.type(slope))
+    """(gz, gbias): activation_backward's kernel for gz, then CuPy's sum over all axes but 1."""
+    gz = activation_backward(gy, y, act, slope)
     return gz, gz.sum(axis=channel_sum_axes(gy.ndim))
 
 
@@ -172,19 +187,19 @@ _bce_kernel = cupy.ElementwiseKernel(
     """
     const T e = exp(-fabs(x));
     loss = (x > 0 ? x : (T)0) - x * t + log1p(e);
-    const T sigmoid = x >= 0 ? 1 / (1 + e) : e / (1 + e);
-    grad = (sigmoid - t) / divisor;
+    grad = (tinyae_sigmoid_from_exp(x, e) - t) / divisor;
     """,
-    "tinyae_sigmoid_bce_with_logits")
+    "tinyae_sigmoid_bce_with_logits", preamble=_ACTIVATIONS_CUDA)
 
 
 def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     """(loss, grad): one kernel writes both per-element loss and grad, then one sum."""
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    reference.check_reduction(reduction)
     divisor = logits.size if reduction == "mean" else 1
     loss, grad = _bce_kernel(logits, targets.astype(logits.dtype, copy=False),
                              logits.dtype.type(divisor))
+    if reduction == "none":
+        return loss, grad
     return (loss.sum() / divisor).astype(logits.dtype), grad
 
 

@@ -68,10 +68,67 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return padded[:, :, ph:ph + h, pw:pw + w]
 
 
+# ------------------------------------------------------------- activations
+FUSED_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+
+
+def check_activation(act):
+    if act not in FUSED_ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {FUSED_ACTIVATIONS}")
+
+
+def sigmoid_from_exp(x, e):
+    """sigmoid(x) from e = exp(-|x|): 1 / (1 + e) for x >= 0, e / (1 + e) below.
+
+    Only exp(-|x|) <= 1 is ever computed, so no x overflows (tutorial 04).
+    """
+    xp = _array_module(x)
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), stable for any x."""
+    xp = _array_module(x)
+    return sigmoid_from_exp(x, xp.exp(-xp.abs(x)))
+
+
+def activation_forward(x, act, slope=0.01):
+    """y = act(x) elementwise, any shape; act is one of FUSED_ACTIVATIONS.
+
+    ``slope`` is leaky_relu's negative slope (> 0, so that y > 0 exactly where x > 0).
+    """
+    check_activation(act)
+    xp = _array_module(x)
+    if act == "identity":
+        return x
+    if act == "relu":
+        return xp.maximum(x, 0)
+    if act == "leaky_relu":
+        return xp.where(x > 0, x, x * slope)
+    if act == "sigmoid":
+        return sigmoid(x)
+    return xp.tanh(x)
+
+
+def activation_backward(gy, y, act, slope=0.01):
+    """gx = gy act'(x), with act'(x) read off the output y = act(x):
+
+    relu 1[y > 0];  leaky_relu 1 or slope by y > 0;  sigmoid y (1 - y);  tanh 1 - y^2.
+    """
+    check_activation(act)
+    xp = _array_module(gy)
+    if act == "identity":
+        return gy
+    if act == "relu":
+        return xp.where(y > 0, gy, 0)
+    if act == "leaky_relu":
+        return xp.where(y > 0, gy, gy * slope)
+    if act == "sigmoid":
+        return gy * y * (1 - y)
+    return gy * (1 - y * y)
+
+
 # ------------------------------------------------------- bias + activation
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
-
-
 def channel_shape(ndim):
     """The shape that broadcasts a per-channel vector over axis 1 of an ndim array."""
     return (1, -1) + (1,) * (ndim - 2)
@@ -82,67 +139,46 @@ def channel_sum_axes(ndim):
     return (0,) + tuple(range(2, ndim))
 
 
-def check_activation(act):
-    if act not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {act!r}; choose one of {ACTIVATIONS}")
-
-
 def bias_act_forward(z, bias, act, slope=0.01):
-    """y = act(z + bias), bias per column of (N, F) or per channel of (N, C, H, W).
-
-    act is one of ACTIVATIONS; ``slope`` is leaky_relu's negative slope (> 0).
-    """
-    check_activation(act)
-    xp = _array_module(z)
-    t = z + bias.reshape(channel_shape(z.ndim))
-    if act == "identity":
-        return t
-    if act == "relu":
-        return xp.maximum(t, 0)
-    if act == "leaky_relu":
-        return xp.where(t > 0, t, t * slope)
-    if act == "sigmoid":
-        e = xp.exp(-xp.abs(t))          # stable: never exp of a large positive number
-        return xp.where(t >= 0, 1 / (1 + e), e / (1 + e))
-    return xp.tanh(t)
+    """y = act(z + bias), bias per column of (N, F) or per channel of (N, C, H, W)."""
+    return activation_forward(z + bias.reshape(channel_shape(z.ndim)), act, slope)
 
 
 def bias_act_backward(gy, y, act, slope=0.01):
     """(gz, gbias) for y = act(z + bias), from the output y alone.
 
-    act'(z) read off y:  relu 1[y > 0];  leaky_relu 1 or slope by y > 0;
-    sigmoid y (1 - y);  tanh 1 - y^2.  gbias sums gz over every axis but axis 1.
+    gz = activation_backward(gy, y); gbias sums gz over every axis but axis 1.
     """
-    check_activation(act)
-    xp = _array_module(gy)
-    if act == "identity":
-        gz = gy
-    elif act == "relu":
-        gz = xp.where(y > 0, gy, 0)
-    elif act == "leaky_relu":
-        gz = xp.where(y > 0, gy, gy * slope)
-    elif act == "sigmoid":
-        gz = gy * y * (1 - y)
-    else:
-        gz = gy * (1 - y * y)
+    gz = activation_backward(gy, y, act, slope)
     return gz, gz.sum(axis=channel_sum_axes(gy.ndim))
 
 
 # ------------------------------------------------------------------ losses
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
 def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     """Binary cross-entropy on logits x with targets y, and its gradient dL/dx.
 
     Per element  l = max(x, 0) - x y + log1p(exp(-|x|))  (never overflows), and
-    dl/dx = sigmoid(x) - y.  Returns (loss, grad): loss a 0-d array of x's dtype,
-    the sum ("sum") or the mean ("mean", then grad is divided by x.size too).
+    dl/dx = sigmoid(x) - y.  Returns (loss, grad): loss the per-element losses
+    ("none"), their sum as a 0-d array of x's dtype ("sum"), or their mean
+    ("mean", then grad is divided by x.size too).
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    check_reduction(reduction)
     xp = _array_module(logits)
     x, y = logits, targets
     e = xp.exp(-xp.abs(x))
-    loss = xp.sum(xp.maximum(x, 0) - x * y + xp.log1p(e))
-    grad = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)) - y
+    loss = xp.maximum(x, 0) - x * y + xp.log1p(e)
+    grad = sigmoid_from_exp(x, e) - y
+    if reduction == "none":
+        return loss, grad
+    loss = xp.sum(loss)
     if reduction == "mean":
         loss, grad = loss / x.size, grad / x.size
     return xp.asarray(loss, dtype=x.dtype), grad

@@ -335,6 +335,8 @@ FLOAT32_CASES = {
     "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                    (2, 2, 3, 3), (2,), (2,)),
     "dropout": (lambda x, w, b: F.dropout(x, 0.5) * w.sum() + b.sum(), (2, 3), (2,), (2,)),
+    "reparameterize": (lambda mu, logvar, b: F.reparameterize(mu, logvar, mu.detach()) + b.sum(),
+                       (3, 2), (3, 2), (2,)),
 }
 
 
@@ -387,3 +389,46 @@ def test_linear_with_fused_activation_equals_separate_ops(backend_name, activati
         grads.append([y.numpy()] + [tinyae.backend.to_numpy(t.grad) for t in (x, w, b)])
     for fused, plain in zip(*grads):
         np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- reparameterisation
+def test_reparameterize_matches_torch(backend_name, torch, rng):
+    eps = rng.standard_normal((4, 3))
+    run_both(torch, lambda mu, logvar: F.reparameterize(mu, logvar, to_tensor(eps)),
+             lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.tensor(eps),
+             [rng.standard_normal((4, 3)), rng.standard_normal((4, 3))])
+
+
+def test_reparameterize_gradcheck(backend_name, rng):
+    eps = backend.xp().asarray(rng.standard_normal((3, 2)))      # an array works as well
+    mu = to_tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    logvar = to_tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    assert tinyae.gradcheck(lambda m, v: F.reparameterize(m, v, eps), mu, logvar)
+
+
+def test_reparameterize_is_the_same_with_either_kernel_mode(backend_name, rng):
+    import kernels
+    arrays = [rng.standard_normal((5, 4)).astype("float32") for _ in range(3)]
+    results = []
+    for mode in ("reference", "fused"):
+        with kernels.using_mode(mode):
+            mu, logvar = (to_tensor(a, requires_grad=True, dtype="float32") for a in arrays[:2])
+            z = F.reparameterize(mu, logvar, to_tensor(arrays[2], dtype="float32"))
+            (z * z).sum().backward()
+            results.append([host(v) for v in (z.data, mu.grad, logvar.grad)])
+    for ref, fused in zip(*results):
+        np.testing.assert_allclose(fused, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_reparameterize_refuses_mismatched_shapes(rng):
+    mu = to_tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"reparameterize.*\(2, 3\).*\(2, 4\)"):
+        F.reparameterize(mu, to_tensor(np.zeros((2, 4))), np.zeros((2, 3)))
+
+
+def test_linear_refuses_an_unknown_or_unfusable_activation(rng):
+    x, w = to_tensor(rng.standard_normal((2, 3))), to_tensor(rng.standard_normal((4, 3)))
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        F.linear(x, w, activation="gelu")
+    with pytest.raises(ValueError, match="negative_slope > 0, got -0.2"):
+        F.linear(x, w, activation="leaky_relu", negative_slope=-0.2)

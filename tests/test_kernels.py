@@ -14,12 +14,14 @@ tolerances there.
 """
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import kernels
 from kernels import reference
@@ -32,6 +34,8 @@ DTYPES = ["float64", "float32"]
 FLOAT32 = {
     "im2col": (0, 0),
     "col2im": (1e-6, 1e-6),
+    "activation_forward": (1e-6, 1e-6),
+    "activation_backward": (1e-6, 1e-6),
     "bias_act_forward": (1e-6, 1e-6),
     "bias_act_backward": (1e-5, 1e-5),
     "sigmoid_bce_with_logits": (1e-5, 1e-6),
@@ -43,7 +47,8 @@ FLOAT32 = {
     "adam_update": (1e-6, 1e-7),
     "rmsprop_update": (1e-6, 1e-7),
 }
-EXACT_ON_CPU = {"im2col", "col2im", "reparameterize_backward", "adam_update", "rmsprop_update"}
+EXACT_ON_CPU = {"im2col", "col2im", "activation_backward", "reparameterize_backward",
+                "adam_update", "rmsprop_update"}
 
 # Few examples: each is cheap, but CI starts with an empty compile cache.
 few_examples = settings(max_examples=12, deadline=None,
@@ -147,9 +152,33 @@ def test_col2im_rejects_a_mismatched_column_matrix(xp):
         fused("col2im", cols, (1, 1, 5, 5), 3, 3, 1, 1, 1, 1)
 
 
+# ------------------------------------------------------------- activations
+@few_examples
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=4, max_side=5),
+       act=st.sampled_from(reference.FUSED_ACTIVATIONS), dtype=dtypes, seed=seeds)
+def test_activation_forward_and_backward_match_reference(xp, shape, act, dtype, seed):
+    x = random(xp, seed, shape, dtype, scale=3.0)
+    y = agree("activation_forward", dtype, x, act, 0.2)
+    agree("activation_backward", dtype, random(xp, seed + 1, shape, dtype), y, act, 0.2)
+
+
+def test_activation_kernels_on_non_contiguous_arrays(xp):
+    x = random(xp, 0, (4, 6), "float32", scale=3.0).T          # a transposed view
+    for act in reference.FUSED_ACTIVATIONS:
+        y = agree("activation_forward", "float32", x, act, 0.2)
+        agree("activation_backward", "float32", x, y, act, 0.2)
+
+
+def test_sigmoid_kernel_is_stable_at_extremes(xp):
+    x = xp.asarray(np.array([-1e4, -800.0, 0.0, 800.0, 1e4]))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = fused("activation_forward", x, "sigmoid")
+    np.testing.assert_array_equal(to_numpy(y), [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
 # ------------------------------------------------------- bias + activation
 @few_examples
-@given(shape=channel_shapes(), act=st.sampled_from(reference.ACTIVATIONS), dtype=dtypes,
+@given(shape=channel_shapes(), act=st.sampled_from(reference.FUSED_ACTIVATIONS), dtype=dtypes,
        seed=seeds)
 def test_bias_act_forward_and_backward_match_reference(xp, shape, act, dtype, seed):
     z = random(xp, seed, shape, dtype, scale=3.0)
@@ -166,8 +195,8 @@ def test_bias_act_rejects_an_unknown_activation(xp):
 
 # ------------------------------------------------------------------ losses
 @few_examples
-@given(shape=channel_shapes(), reduction=st.sampled_from(["mean", "sum"]), dtype=dtypes,
-       seed=seeds)
+@given(shape=channel_shapes(), reduction=st.sampled_from(["mean", "sum", "none"]),
+       dtype=dtypes, seed=seeds)
 def test_sigmoid_bce_with_logits_matches_reference(xp, shape, reduction, dtype, seed):
     logits = random(xp, seed, shape, dtype, scale=5.0)
     targets = xp.asarray(np.random.default_rng(seed + 1).random(shape).astype(dtype))
@@ -336,3 +365,19 @@ print("ok")
     done = _run_python(code, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_every_kernel_has_a_caller_in_tinyae():
+    """A kernel nothing runs is dead code: each one is called by an op, layer, loss or optimizer."""
+    names = [name for name in vars(reference) if callable(getattr(kernels, name, None))
+             and name in kernels.__dict__ and getattr(kernels, name).__module__ == "kernels"
+             and name not in ("set_mode", "get_mode", "using_mode", "implementation")]
+    assert {"im2col", "activation_backward", "sigmoid_bce_with_logits", "reparameterize",
+            "kl_normal_forward_backward", "adam_update"} <= set(names)
+    source = "\n".join(path.read_text(encoding="utf-8")
+                       for path in (ROOT / "tinyae").rglob("*.py"))
+    imported = {name.strip() for line in re.findall(r"^from kernels import ([\w, ]+)", source,
+                                                     re.MULTILINE) for name in line.split(",")}
+    uncalled = [name for name in names if f"kernels.{name}(" not in source
+                and not (name in imported and f"{name}(" in source)]
+    assert not uncalled, f"kernels with no caller in tinyae/: {uncalled}"

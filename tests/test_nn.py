@@ -564,3 +564,26 @@ def test_sequential_fuses_dense_and_activation_with_the_same_result(backend_name
     for a, p in zip(fused_grads, model.parameters()):
         np.testing.assert_allclose(a, tinyae.backend.to_numpy(p.grad), rtol=1e-12, atol=1e-14)
     assert model[5].output_shape == (7, 3)  # the repr still knows every layer's output shape
+
+
+@pytest.mark.parametrize("slope", [-0.5, 0.0])
+def test_dense_then_leaky_relu_of_non_positive_slope_is_not_fused(backend_name, slope):
+    """The fused backward reads its mask off y, wrong for a negative slope: run it apart."""
+    model = nn.Sequential(nn.Dense(3, 4, dtype="float64"), nn.LeakyReLU(slope))
+    x = to_tensor(np.random.default_rng(1).standard_normal((5, 3)), requires_grad=True)
+    assert tinyae.gradcheck(model, x)
+    weight = model[0].weight.data.copy()
+    z = x.numpy() @ backend.to_numpy(weight).T + model[0].bias.numpy()
+    np.testing.assert_allclose(model(x).numpy(), np.where(z > 0, z, slope * z), rtol=1e-12)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((0, 3), ValueError, "Dense: in_features must be at least 1, got 0"),
+    ((4, -2), ValueError, "Dense: out_features must be at least 1, got -2"),
+    ((2.5, 3), TypeError, "Dense: in_features must be an int, got 2.5"),
+    ((4, "3"), TypeError, "Dense: out_features must be an int, got '3'"),
+])
+def test_dense_refuses_sizes_that_are_not_positive_ints(args, error, message):
+    with pytest.raises(error, match=message):
+        nn.Dense(*args)
+    assert nn.Dense(np.int64(4), 2).weight.shape == (2, 4)    # NumPy ints are ints

@@ -342,3 +342,228 @@ def test_leaky_relu_any_slope_matches_its_definition(backend_name, slope):
     x = np.array([-2.0, -0.5, 0.3, 1.5])
     check_op(lambda t: tinyae.leaky_relu(t, slope), lambda a: np.where(a > 0, a, slope * a),
              lambda t: TORCH.nn.functional.leaky_relu(t, slope), [x], TORCH)
+
+
+# ---------------------------------------------------------------- backward lines pinned down
+# Each test below fails when one line of a backward is broken (checked by mutating it).
+def grads_of(fn, *arrays, dtype="float64", seed=None):
+    """Gradients of sum(w * fn(*tensors)) for fixed weights w, as host arrays."""
+    tensors = [to_tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
+    out = fn(*tensors)
+    w = np.arange(1.0, out.size + 1).reshape(out.shape) if seed is None else seed
+    out.backward(backend.xp().asarray(w.astype(out.dtype)))
+    return [backend.to_numpy(t.grad) for t in tensors]
+
+
+def test_clip_gradient_at_exactly_a_bound_is_one_as_torch_clamp(backend_name):
+    x = np.array([-1.0, -0.5, 0.0, 0.7, 1.0])
+    (gx,) = grads_of(lambda t: tinyae.clip(t, -0.5, 0.7), x, seed=np.ones(5))
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 1.0, 1.0, 0.0])
+    (lo_only,) = grads_of(lambda t: tinyae.clip(t, lo=-0.5), x, seed=np.ones(5))
+    (hi_only,) = grads_of(lambda t: tinyae.clip(t, hi=0.7), x, seed=np.ones(5))
+    np.testing.assert_array_equal(lo_only, [0.0, 1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(hi_only, [1.0, 1.0, 1.0, 1.0, 0.0])
+
+
+def test_clip_at_the_bounds_matches_torch(backend_name, torch):
+    x = np.array([-1.0, -0.5, 0.0, 0.7, 1.0])
+    t = torch.tensor(x, requires_grad=True)
+    t.clamp(-0.5, 0.7).sum().backward()
+    (gx,) = grads_of(lambda t: tinyae.clip(t, -0.5, 0.7), x, seed=np.ones(5))
+    np.testing.assert_array_equal(gx, t.grad.numpy())
+
+
+@pytest.mark.parametrize("source, target", [("float64", "float32"), ("float32", "float64")])
+def test_astype_gradient_is_cast_back_to_the_input_dtype(backend_name, source, target):
+    x = tinyae.tensor(np.array([0.5, -1.5, 2.0], dtype=source), requires_grad=True)
+    y = tinyae.ops.astype(x, target)
+    assert y.dtype == np.dtype(target)
+    (y * 3).sum().backward()
+    assert x.grad.dtype == np.dtype(source)
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), [3.0, 3.0, 3.0])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concatenate_of_unequal_sizes_splits_the_gradient_where_the_inputs_meet(
+        backend_name, axis):
+    rng = np.random.default_rng(6)
+    sizes = [1, 3, 2]
+    parts = [values(rng, (s, 2) if axis == 0 else (2, s)) for s in sizes]
+    out_shape = (6, 2) if axis == 0 else (2, 6)
+    w = np.arange(1.0, 13.0).reshape(out_shape)
+    grads = grads_of(lambda *ts: tinyae.concatenate(ts, axis=axis), *parts, seed=w)
+    expected = np.split(w, np.cumsum(sizes)[:-1], axis=axis)
+    for g, e, p in zip(grads, expected, parts):
+        assert g.shape == p.shape
+        np.testing.assert_array_equal(g, e)
+
+
+def test_concatenate_of_unequal_sizes_matches_torch(backend_name, torch):
+    rng = np.random.default_rng(7)
+    parts = [values(rng, (2, s, 3)) for s in (4, 1, 2)]
+    check_op(lambda *ts: tinyae.concatenate(ts, axis=1), lambda *a: np.concatenate(a, axis=1),
+             lambda *ts: torch.cat(ts, dim=1), parts, torch)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_stack_gives_each_input_its_slice_of_the_gradient(backend_name, axis):
+    rng = np.random.default_rng(8)
+    parts = [values(rng, (2, 3)) for _ in range(3)]
+    w = rng.standard_normal(np.stack(parts, axis=axis).shape)
+    grads = grads_of(lambda *ts: tinyae.stack(ts, axis=axis), *parts, seed=w)
+    for i, g in enumerate(grads):
+        np.testing.assert_array_equal(g, np.take(w, i, axis=axis))
+
+
+@pytest.mark.parametrize("width", [1, ((0, 2), (3, 1)), ((2, 0), (0, 0))])
+def test_pad_gradient_is_the_unpadded_window(backend_name, width):
+    x = np.arange(6.0).reshape(2, 3)
+    padded = np.pad(x, width)
+    w = np.arange(1.0, padded.size + 1).reshape(padded.shape)
+    (gx,) = grads_of(lambda t: tinyae.pad(t, width, value=-1.0), x, seed=w)
+    pairs = [(width, width)] * 2 if isinstance(width, int) else width
+    window = tuple(slice(a, a + n) for (a, _), n in zip(pairs, x.shape))
+    np.testing.assert_array_equal(gx, w[window])
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, (0, 1)])
+def test_max_shares_the_gradient_among_ties_for_every_axis_and_keepdims(backend_name, axis,
+                                                                         keepdims):
+    x = np.array([[3.0, 1.0, 3.0], [3.0, 2.0, 0.0]])
+    out = np.max(x, axis=axis, keepdims=keepdims)
+    w = np.arange(1.0, np.size(out) + 1).reshape(np.shape(out))
+    (gx,) = grads_of(lambda t: tinyae.max(t, axis=axis, keepdims=keepdims), x, seed=w)
+    largest = np.max(x, axis=axis, keepdims=True)
+    w_full = np.broadcast_to(w.reshape(largest.shape), x.shape)
+    is_max = x == largest
+    ties = is_max.sum(axis=axis, keepdims=True)
+    np.testing.assert_allclose(gx, w_full * is_max / ties, rtol=1e-15)
+
+
+def test_max_over_ties_matches_torch_amax(backend_name, torch):
+    x = np.array([[3.0, 1.0, 3.0], [3.0, 2.0, 3.0]])
+    check_op(lambda t: tinyae.max(t, axis=1), lambda a: a.max(axis=1),
+             lambda t: t.amax(dim=1), [x], None)
+    t = torch.tensor(x, requires_grad=True)
+    t.amax(dim=1).backward(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    (gx,) = grads_of(lambda t: tinyae.max(t, axis=1), x, seed=np.array([1.0, 2.0]))
+    np.testing.assert_allclose(gx, t.grad.numpy(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_elementwise_choice_splits_ties_in_half_also_when_broadcast(backend_name, name, torch):
+    a = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 0.0]])
+    b = np.array([2.0])                 # broadcast against every element of a
+    torch_fn = getattr(torch, name)
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    w = np.arange(1.0, 7.0).reshape(2, 3)
+    torch_fn(ta, tb).backward(torch.tensor(w))
+    ga, gb = grads_of(getattr(tinyae, name), a, b, seed=w)
+    np.testing.assert_array_equal(ga, ta.grad.numpy())
+    np.testing.assert_array_equal(gb, tb.grad.numpy())
+    ties = (a == 2.0)
+    np.testing.assert_array_equal(ga[ties], w[ties] / 2)
+
+
+def test_minimum_ties_share_the_gradient(backend_name):
+    (ga, gb) = grads_of(tinyae.minimum, np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0]),
+                        seed=np.ones(3))
+    np.testing.assert_array_equal(ga, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(gb, [0.5, 0.0, 1.0])
+
+
+def test_getitem_with_repeated_indices_adds_their_gradients(backend_name):
+    x = np.arange(4.0)
+    index = backend.xp().asarray(np.array([0, 2, 0, 0, 3]))
+    (gx,) = grads_of(lambda t: t[index], x, seed=np.array([1.0, 10.0, 100.0, 1000.0, 5.0]))
+    np.testing.assert_array_equal(gx, [1101.0, 0.0, 10.0, 5.0])
+    rows, cols = (backend.xp().asarray(np.array(v)) for v in ([0, 1, 0], [1, 0, 1]))
+    (gx,) = grads_of(lambda t: t[rows, cols], np.zeros((2, 2)), seed=np.array([1.0, 2.0, 4.0]))
+    np.testing.assert_array_equal(gx, [[0.0, 5.0], [2.0, 0.0]])
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (4,), (3, 1), (1, 4), (2, 1, 1), (2, 3, 4),
+                                   (1, 3, 1), (1, 1, 1, 1)])
+def test_unbroadcast_sums_over_exactly_the_broadcast_axes(backend_name, shape):
+    rng = np.random.default_rng(9)
+    grad = rng.standard_normal(np.broadcast_shapes(shape, (2, 3, 4)))
+    expected = grad
+    while expected.ndim > len(shape):
+        expected = expected.sum(axis=0)
+    expected = expected.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+    got = tinyae.ops.unbroadcast(backend.xp().asarray(grad), shape)
+    assert tuple(got.shape) == shape
+    np.testing.assert_allclose(backend.to_numpy(got), expected.reshape(shape), rtol=1e-12)
+
+
+def test_broadcast_gradients_of_every_binary_op_have_the_input_shapes(backend_name):
+    a, b = np.full((2, 1, 4), 2.0), np.full((3, 1), 4.0)
+    for fn in (tinyae.add, tinyae.sub, tinyae.mul, tinyae.div, tinyae.maximum, tinyae.minimum):
+        ga, gb = grads_of(fn, a, b, seed=np.ones((2, 3, 4)))
+        assert ga.shape == a.shape and gb.shape == b.shape, fn.__name__
+    ga, gb = grads_of(tinyae.mul, a, b, seed=np.ones((2, 3, 4)))
+    np.testing.assert_array_equal(ga, np.full(a.shape, 3 * 4.0))
+    np.testing.assert_array_equal(gb, np.full(b.shape, 2 * 4 * 2.0))
+
+
+# Every op, every input: the gradient has the input's dtype (float32 and float64).
+DTYPE_CASES = {
+    "add": (tinyae.add, 2), "sub": (tinyae.sub, 2), "mul": (tinyae.mul, 2),
+    "div": (tinyae.div, 2), "matmul": (lambda a, b: a @ b.T, 2),
+    "maximum": (tinyae.maximum, 2), "minimum": (tinyae.minimum, 2),
+    "neg": (tinyae.neg, 1), "pow": (lambda x: x ** 3, 1), "exp": (tinyae.exp, 1),
+    "log": (tinyae.log, 1), "sqrt": (tinyae.sqrt, 1), "tanh": (tinyae.tanh, 1),
+    "sigmoid": (tinyae.sigmoid, 1), "relu": (tinyae.relu, 1),
+    "leaky_relu": (lambda x: tinyae.leaky_relu(x, 0.2), 1),
+    "leaky_relu_negative": (lambda x: tinyae.leaky_relu(x, -0.2), 1),
+    "softplus": (tinyae.softplus, 1), "clip": (lambda x: tinyae.clip(x, 0.8, 1.5), 1),
+    "sum": (lambda x: tinyae.sum(x, axis=0), 1), "mean": (lambda x: tinyae.mean(x, axis=1), 1),
+    "max": (lambda x: tinyae.max(x, axis=1, keepdims=True), 1),
+    "reshape": (lambda x: tinyae.reshape(x, -1), 1), "transpose": (tinyae.transpose, 1),
+    "getitem": (lambda x: x[:, 1:], 1), "concatenate": (lambda a, b: tinyae.concatenate([a, b]), 2),
+    "stack": (lambda a, b: tinyae.stack([a, b], axis=1), 2), "pad": (lambda x: tinyae.pad(x, 1), 1),
+    "flatten": (lambda x: tinyae.flatten(x, 0), 1),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(DTYPE_CASES))
+def test_every_gradient_has_its_input_dtype(backend_name, name, dtype):
+    fn, arity = DTYPE_CASES[name]
+    rng = np.random.default_rng(10)
+    inputs = [tinyae.tensor(rng.uniform(0.5, 2.0, (2, 3)).astype(dtype), requires_grad=True)
+              for _ in range(arity)]
+    out = fn(*inputs)
+    assert out.dtype == np.dtype(dtype), name
+    out.sum().backward()
+    for i, t in enumerate(inputs):
+        assert t.grad is not None and t.grad.dtype == np.dtype(dtype), f"{name}: input {i}"
+
+
+# ---------------------------------------------------------------- documentation
+def test_the_examples_in_the_ops_docstrings_run():
+    import doctest
+    result = doctest.testmod(tinyae.ops, extraglobs={"tinyae": tinyae}, verbose=False)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def _exported_ops():
+    return {name: obj for name, obj in vars(tinyae).items()
+            if callable(obj) and getattr(obj, "__module__", None) == "tinyae.ops"}
+
+
+def test_every_op_that_tinyae_exports_has_a_docstring_with_an_example():
+    ops = _exported_ops()
+    assert len(ops) >= 28 and {"exp", "tanh", "concatenate", "pad"} <= set(ops)
+    missing = sorted(name for name, fn in ops.items() if ">>> " not in (fn.__doc__ or ""))
+    assert not missing, f"exported ops without a doctest example: {missing}"
+
+
+def test_every_public_name_in_ops_has_a_docstring():
+    import inspect
+    public = [(name, obj) for name, obj in vars(tinyae.ops).items()
+              if not name.startswith("_") and getattr(obj, "__module__", None) == "tinyae.ops"
+              and (inspect.isfunction(obj) or inspect.isclass(obj))]
+    assert len(public) > 40
+    assert not [name for name, obj in public if not inspect.getdoc(obj)]

@@ -137,3 +137,10 @@ def test_converted_notebook_runs_the_same_asserts(name, tmp_path):
     from_notebook = _count_asserts(path, "notebook", tmp_path)
     from_markdown = _count_asserts(path, "markdown", tmp_path)
     assert from_notebook == from_markdown > 5
+
+
+def test_quotes_fails_when_the_code_no_longer_says_so():
+    from tutorials.source import quotes
+    assert "def quotes" in quotes(tutorials.source.quotes, "inspect.getsource(obj)")
+    with pytest.raises(AssertionError, match="no longer says so"):
+        quotes(tutorials.source.quotes, "a line that is not there")

@@ -24,7 +24,7 @@ from .autograd import Function, Tensor, numel
 from .ops import leaky_relu, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
 
 __all__ = ["linear", "conv2d", "conv_transpose2d", "batch_norm", "dropout", "manual_seed",
-           "relu", "leaky_relu", "sigmoid", "tanh", "softplus"]
+           "reparameterize", "relu", "leaky_relu", "sigmoid", "tanh", "softplus"]
 
 
 def _pair(value, name):
@@ -105,6 +105,14 @@ def linear(x, weight, bias=None, activation="identity", negative_slope=0.01):
         y = F.linear(x, weight, bias)                      # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
         h = F.linear(x, weight, bias, activation="relu")   # relu(x @ W.T + b) in one pass
     """
+    if activation not in kernels.FUSED_ACTIVATIONS:
+        raise ValueError(f"linear: unknown activation {activation!r}; choose one of "
+                         f"{kernels.FUSED_ACTIVATIONS}")
+    if activation == "leaky_relu" and not negative_slope > 0:
+        # The backward reads the mask off the output (y > 0 exactly where z > 0), which
+        # only holds for a positive slope.
+        raise ValueError(f"linear: a fused leaky_relu needs negative_slope > 0, got "
+                         f"{negative_slope}; apply tinyae.leaky_relu to linear's output instead")
     fn = Linear(activation, negative_slope)
     if bias is None:
         return fn.apply(x, weight)
@@ -348,6 +356,43 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                              f"{_shape_text(data.shape)}")
     fn = BatchNorm(training, eps, running_mean, running_var, momentum)
     return fn.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- VAE sampling
+class Reparameterize(Function):
+    """z = mu + std eps with std = exp(logvar / 2) and a given eps ~ N(0, I);
+    dz/dmu = 1,  dz/dlogvar = eps std / 2. Tutorial 10.
+
+    One fused kernel each way: ``kernels.reparameterize`` and
+    ``kernels.reparameterize_backward`` (plain versions in kernels/reference.py)."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, mu, logvar):
+        z, self.std = kernels.reparameterize(mu, logvar, self.eps)
+        return z
+
+    def backward(self, gz):
+        return kernels.reparameterize_backward(gz, self.eps, self.std)   # (gz, gz eps std / 2)
+
+
+def reparameterize(mu, logvar, eps):
+    """A sample z = mu + exp(logvar / 2) * eps of N(mu, exp(logvar)), differentiable in mu
+    and logvar (the reparameterisation trick); ``eps`` holds draws of N(0, I) (a tensor
+    or array, outside the graph) of the same shape.
+
+    Example::
+
+        eps = tinyae.tensor(rng.standard_normal(mu.shape))
+        z = F.reparameterize(mu, logvar, eps)
+    """
+    eps = _array(eps)
+    shapes = [tuple(int(n) for n in v.shape) for v in (mu, logvar, eps)]
+    if shapes[0] != shapes[1] or shapes[0] != shapes[2]:
+        raise ValueError(f"reparameterize: mu, logvar and eps must have one shape, got "
+                         f"{shapes[0]}, {shapes[1]} and {shapes[2]}")
+    return Reparameterize(eps).apply(mu, logvar)
 
 
 # ---------------------------------------------------------------- dropout

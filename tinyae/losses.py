@@ -17,7 +17,9 @@ what ``"mean"`` averages over:
 The losses with a natural fused gradient are single ``Function`` classes: the
 derivative of the loss is simpler, cheaper and more stable than the chain rule
 through its pieces (``bce_with_logits`` backward is just ``sigmoid(x) - y``).
-Tutorial 05 derives each one.
+Tutorial 05 derives each one. ``bce_with_logits`` and ``kl_normal`` compute loss
+and gradient together in one fused kernel (``kernels.sigmoid_bce_with_logits``,
+``kernels.kl_normal_forward_backward``; the plain formulas are in kernels/reference.py).
 
 Predictions and targets must have the same shape (no broadcasting: a (N, 1)
 against (N,) mistake would silently build an (N, N) loss). A target of another
@@ -26,9 +28,10 @@ float32 model stays in float32.
 """
 import numpy
 
+import kernels
+
 from .autograd import Function, Tensor, as_tensor, numel
 from .backend import get_array_module
-from .ops import stable_sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -195,20 +198,21 @@ class BinaryCrossEntropyWithLogits(ReducedLoss):
     dl/dx = sigmoid(x) - y, dl/dy = -x. Tutorial 05.
 
     Only exp(-|x|) <= 1 is ever computed, so no logit overflows (|x| = 1e4 is fine).
+    Forward gets the losses and dl/dx (already divided by the count for "mean")
+    from one kernel, ``kernels.sigmoid_bce_with_logits``; backward scales dl/dx by gy.
     """
 
     name = "bce_with_logits"
 
     def forward(self, x, y):
-        xp = self.xp
         _check_same_shape(self.name, x, y)
-        self.x, self.y = x, _cast_like(y, x)
-        return self.reduce(xp.maximum(x, 0) - x * self.y + xp.log1p(xp.exp(-xp.abs(x))))
+        self.x, self.count = x, numel(x.shape)
+        loss, self.grad = kernels.sigmoid_bce_with_logits(x, _cast_like(y, x), self.reduction)
+        return loss
 
     def backward(self, gy):
-        g = self.spread(gy)
-        gx = g * (stable_sigmoid(self.xp, self.x) - self.y)
-        return gx, self.target_gradient(-g * self.x)
+        gx = gy * self.grad     # gy (sigmoid(x) - y), "mean" already divided by the count
+        return gx, self.target_gradient(-self.spread(gy) * self.x)
 
 
 def bce(input, target, reduction="mean"):
@@ -242,19 +246,22 @@ def bce_with_logits(input, target, reduction="mean"):
 # ---------------------------------------------------------------- VAE: KL divergence
 class KLNormal(ReducedLoss):
     """KL_n = -1/2 sum_j (1 + logvar_nj - mu_nj^2 - exp(logvar_nj)) per example n;
-    dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2. Tutorial 05."""
+    dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2. Tutorial 05.
+
+    Both the per-example KL and its two gradients come from one kernel,
+    ``kernels.kl_normal_forward_backward``."""
 
     name = "kl_normal"
 
     def forward(self, mu, logvar):
         _check_same_shape(self.name, mu, logvar, names=("mu", "logvar"))
         _check_has_batch_axis(self.name, mu)
-        self.mu, self.var = mu, self.xp.exp(logvar)
-        return self.reduce(-0.5 * _sum_per_example(1 + logvar - mu * mu - self.var))
+        kl, self.dmu, self.dlogvar = kernels.kl_normal_forward_backward(mu, _cast_like(logvar, mu))
+        return self.reduce(kl)
 
     def backward(self, gy):
-        g = self.spread_per_example(gy, self.mu.ndim)
-        return g * self.mu, g * 0.5 * (self.var - 1)
+        g = self.spread_per_example(gy, self.dmu.ndim)
+        return g * self.dmu, g * self.dlogvar
 
 
 def kl_normal(mu, logvar, reduction="mean"):

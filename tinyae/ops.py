@@ -138,33 +138,67 @@ class MatMul(Function):
 
 
 def add(a, b):
+    """a + b elementwise, with broadcasting (Add).
+
+    >>> tinyae.add(tinyae.tensor([1.0, 2.0]), tinyae.tensor([10.0]))
+    tensor([11., 12.], dtype=float32)
+    """
     return Add().apply(a, b)
 
 
 def sub(a, b):
+    """a - b elementwise, with broadcasting (Sub).
+
+    >>> tinyae.sub(tinyae.tensor([1.0, 2.0]), tinyae.tensor([10.0]))
+    tensor([-9., -8.], dtype=float32)
+    """
     return Sub().apply(a, b)
 
 
 def mul(a, b):
+    """a * b elementwise, with broadcasting (Mul).
+
+    >>> tinyae.mul(tinyae.tensor([1.0, 2.0]), tinyae.tensor([3.0]))
+    tensor([3., 6.], dtype=float32)
+    """
     return Mul().apply(a, b)
 
 
 def div(a, b):
+    """a / b elementwise, with broadcasting (Div).
+
+    >>> tinyae.div(tinyae.tensor([1.0, 3.0]), tinyae.tensor([2.0]))
+    tensor([0.5, 1.5], dtype=float32)
+    """
     return Div().apply(a, b)
 
 
 def neg(x):
+    """-x (Neg).
+
+    >>> tinyae.neg(tinyae.tensor([1.0, -2.0]))
+    tensor([-1.,  2.], dtype=float32)
+    """
     return Neg().apply(x)
 
 
 def pow(x, exponent):
-    """x ** exponent for a constant (Python number) exponent."""
+    """x ** exponent for a constant (Python number) exponent (Pow).
+
+    >>> tinyae.pow(tinyae.tensor([2.0, 3.0]), 2)
+    tensor([4., 9.], dtype=float32)
+    """
     if isinstance(exponent, Tensor) or hasattr(exponent, "shape"):
         raise TypeError("pow: the exponent must be a Python number (scalar exponent)")
     return Pow(exponent).apply(x)
 
 
 def matmul(a, b):
+    """Matrix product a @ b, 2-D or batched with broadcast batch axes (MatMul).
+
+    >>> tinyae.matmul(tinyae.tensor([[1.0, 2.0]]), tinyae.tensor([[3.0], [4.0]]))
+    tensor([[11.]], dtype=float32)
+    """
     return MatMul().apply(a, b)
 
 
@@ -203,55 +237,54 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    """y = tanh(x);  dy/dx = 1 - y^2. Tutorial 04. (Backward fused: kernels.activation_backward.)"""
+    """y = tanh(x);  dy/dx = 1 - y^2. Tutorial 04.
+
+    The derivative is read off the output: backward is gy * (1 - y * y), one fused
+    pass (``kernels.activation_backward``; plain formula in kernels/reference.py).
+    """
 
     def forward(self, x):
         self.y = self.xp.tanh(x)
         return self.y
 
     def backward(self, gy):
-        return kernels.activation_backward(gy, self.y, "tanh")
-
-
-def stable_sigmoid(xp, x):
-    """1 / (1 + exp(-x)) without overflow: only exp(-|x|) is ever computed."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return kernels.activation_backward(gy, self.y, "tanh")    # gy * (1 - y * y)
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y). Stable for large |x|. Tutorial 04.
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y). Tutorial 04.
 
-    Computed as ``stable_sigmoid`` above; the fused kernel (kernels.activation_forward)
-    does the same in fewer passes."""
+    Stable for any x: only exp(-|x|) <= 1 is computed (``kernels.reference.sigmoid``).
+    """
 
     def forward(self, x):
         self.y = kernels.activation_forward(x, "sigmoid")
         return self.y
 
     def backward(self, gy):
-        return kernels.activation_backward(gy, self.y, "sigmoid")
+        return kernels.activation_backward(gy, self.y, "sigmoid")   # gy * y * (1 - y)
 
 
 class ReLU(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch). Tutorial 04.
 
-    Plain form: y = x * (x > 0), gx = gy * (x > 0); kernels.activation_forward/_backward
-    do it in one pass each, reading the mask off y (y > 0 exactly where x > 0)."""
+    The mask is read off the output: y > 0 exactly where x > 0.
+    """
 
     def forward(self, x):
-        self.y = kernels.activation_forward(x, "relu")
+        self.y = kernels.activation_forward(x, "relu")             # max(x, 0)
         return self.y
 
     def backward(self, gy):
-        return kernels.activation_backward(gy, self.y, "relu")
+        return kernels.activation_backward(gy, self.y, "relu")     # where(y > 0, gy, 0)
 
 
 class LeakyReLU(Function):
     """y = x if x > 0 else s x;  dy/dx = 1 where x > 0, else s. Tutorial 04.
 
-    Plain form: y = where(x > 0, x, s x). For s > 0 the fused kernels read the mask
-    off y (y > 0 exactly where x > 0); for s <= 0 that fails, so the plain form runs."""
+    For s > 0 the mask is read off the output (y > 0 exactly where x > 0); for
+    s <= 0 that fails, so the mask x > 0 is kept instead.
+    """
 
     def __init__(self, negative_slope=0.01):
         self.slope = negative_slope
@@ -264,7 +297,7 @@ class LeakyReLU(Function):
         return self.xp.where(self.positive, x, x * self.slope)
 
     def backward(self, gy):
-        if self.slope > 0:
+        if self.slope > 0:     # where(y > 0, gy, s gy)
             return kernels.activation_backward(gy, self.y, "leaky_relu", self.slope)
         return self.xp.where(self.positive, gy, gy * self.slope)
 
@@ -278,7 +311,7 @@ class Softplus(Function):
         return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
     def backward(self, gy):
-        return gy * stable_sigmoid(self.xp, self.x)
+        return gy * kernels.activation_forward(self.x, "sigmoid")
 
 
 class Clip(Function):
@@ -354,51 +387,110 @@ class AsType(Function):
 
 
 def exp(x):
+    """exp(x) elementwise (Exp).
+
+    >>> tinyae.exp(tinyae.tensor([0.0]))
+    tensor([1.], dtype=float32)
+    """
     return Exp().apply(x)
 
 
 def log(x):
+    """Natural logarithm, elementwise (Log).
+
+    >>> tinyae.log(tinyae.tensor([1.0]))
+    tensor([0.], dtype=float32)
+    """
     return Log().apply(x)
 
 
 def sqrt(x):
+    """Square root, elementwise (Sqrt).
+
+    >>> tinyae.sqrt(tinyae.tensor([4.0, 9.0]))
+    tensor([2., 3.], dtype=float32)
+    """
     return Sqrt().apply(x)
 
 
 def tanh(x):
+    """tanh(x) elementwise (Tanh).
+
+    >>> tinyae.tanh(tinyae.tensor([0.0]))
+    tensor([0.], dtype=float32)
+    """
     return Tanh().apply(x)
 
 
 def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise, stable for large |x| (Sigmoid).
+
+    >>> tinyae.sigmoid(tinyae.tensor([-1e4, 0.0, 1e4]))
+    tensor([0. , 0.5, 1. ], dtype=float32)
+    """
     return Sigmoid().apply(x)
 
 
 def relu(x):
+    """max(x, 0) elementwise (ReLU).
+
+    >>> tinyae.relu(tinyae.tensor([-1.0, 2.0]))
+    tensor([0., 2.], dtype=float32)
+    """
     return ReLU().apply(x)
 
 
 def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x (LeakyReLU), as torch's leaky_relu.
+
+    >>> tinyae.leaky_relu(tinyae.tensor([-2.0, 3.0]), 0.5)
+    tensor([-1.,  3.], dtype=float32)
+    """
     return LeakyReLU(negative_slope).apply(x)
 
 
 def softplus(x):
+    """log(1 + exp(x)) elementwise, a smooth relu, stable for large |x| (Softplus).
+
+    >>> tinyae.softplus(tinyae.tensor([-1e4, 1e4]))
+    tensor([    0., 10000.], dtype=float32)
+    """
     return Softplus().apply(x)
 
 
 def clip(x, lo=None, hi=None):
-    """Limit x to [lo, hi] (either bound may be None), like torch.clamp."""
+    """Limit x to [lo, hi] (either bound may be None), like torch.clamp (Clip).
+
+    >>> tinyae.clip(tinyae.tensor([-2.0, 0.5, 2.0]), -1, 1)
+    tensor([-1. ,  0.5,  1. ], dtype=float32)
+    """
     return Clip(lo, hi).apply(x)
 
 
 def maximum(a, b):
+    """The larger of a and b elementwise, with broadcasting (Maximum).
+
+    >>> tinyae.maximum(tinyae.tensor([1.0, 5.0]), tinyae.tensor([3.0]))
+    tensor([3., 5.], dtype=float32)
+    """
     return Maximum().apply(a, b)
 
 
 def minimum(a, b):
+    """The smaller of a and b elementwise, with broadcasting (Minimum).
+
+    >>> tinyae.minimum(tinyae.tensor([1.0, 5.0]), tinyae.tensor([3.0]))
+    tensor([1., 3.], dtype=float32)
+    """
     return Minimum().apply(a, b)
 
 
 def astype(x, dtype):
+    """x cast to another floating dtype; the gradient is cast back (AsType).
+
+    >>> astype(tinyae.tensor([1.5]), "float64").dtype
+    dtype('float64')
+    """
     return AsType(dtype).apply(x)
 
 
@@ -471,14 +563,29 @@ class Max(Function):
 
 
 def sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (None: all axes), as numpy.sum (Sum).
+
+    >>> tinyae.sum(tinyae.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=0)
+    tensor([4., 6.], dtype=float32)
+    """
     return Sum(axis, keepdims).apply(x)
 
 
 def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis`` (None: all axes), as numpy.mean (Mean).
+
+    >>> tinyae.mean(tinyae.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+    tensor([1.5, 3.5], dtype=float32)
+    """
     return Mean(axis, keepdims).apply(x)
 
 
 def max(x, axis=None, keepdims=False):
+    """Maximum over ``axis`` (None: all axes), as numpy.max or torch.amax (Max).
+
+    >>> tinyae.max(tinyae.tensor([[1.0, 5.0], [3.0, 4.0]]), axis=1)
+    tensor([5., 4.], dtype=float32)
+    """
     return Max(axis, keepdims).apply(x)
 
 
@@ -612,43 +719,76 @@ class Pad(Function):
 
 
 def reshape(x, *shape):
+    """x with a new shape of the same size; one entry may be -1 (Reshape).
+
+    >>> tinyae.reshape(tinyae.tensor([1.0, 2.0, 3.0, 4.0]), 2, 2).shape
+    (2, 2)
+    """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return Reshape(shape).apply(x)
 
 
 def transpose(x, *axes):
+    """x with its axes permuted (default: reversed), as torch.permute (Transpose).
+
+    >>> tinyae.transpose(tinyae.tensor([[1.0, 2.0, 3.0]])).shape
+    (3, 1)
+    """
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     return Transpose(axes or None).apply(x)
 
 
-permute = transpose
+permute = transpose  # torch's name for the same op
 
 
 def getitem(x, index):
+    """x[index]: slices, integer arrays and boolean masks, as NumPy indexing (GetItem).
+
+    >>> tinyae.getitem(tinyae.tensor([1.0, 2.0, 3.0]), slice(1, None))
+    tensor([2., 3.], dtype=float32)
+    """
     return GetItem(index).apply(x)
 
 
 def concatenate(tensors, axis=0):
+    """Join tensors along an existing ``axis``, as torch.cat (Concatenate).
+
+    >>> tinyae.concatenate([tinyae.tensor([1.0]), tinyae.tensor([2.0, 3.0])])
+    tensor([1., 2., 3.], dtype=float32)
+    """
     tensors = list(tensors)
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
     return Concatenate(axis).apply(*[as_tensor(t, like) for t in tensors])
 
 
 def stack(tensors, axis=0):
+    """Join tensors of equal shape along a new ``axis``, as torch.stack (Stack).
+
+    >>> tinyae.stack([tinyae.tensor([1.0, 2.0]), tinyae.tensor([3.0, 4.0])]).shape
+    (2, 2)
+    """
     tensors = list(tensors)
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
     return Stack(axis).apply(*[as_tensor(t, like) for t in tensors])
 
 
 def pad(x, pad_width, value=0.0):
-    """Constant padding; ``pad_width`` as in numpy.pad (an int, or one (before, after) per axis)."""
+    """Constant padding; ``pad_width`` as in numpy.pad (an int, or one (before, after) per axis).
+
+    >>> tinyae.pad(tinyae.tensor([1.0]), 1, value=9.0)
+    tensor([9., 1., 9.], dtype=float32)
+    """
     return Pad(pad_width, value).apply(x)
 
 
 def flatten(x, start_dim=1):
-    """Keep the first ``start_dim`` axes, merge the rest (as torch.flatten)."""
+    """Keep the first ``start_dim`` axes, merge the rest (as torch.flatten).
+
+    >>> tinyae.flatten(tinyae.tensor([[[1.0, 2.0], [3.0, 4.0]]])).shape
+    (1, 4)
+    """
     return reshape(x, tuple(x.shape[:start_dim]) + (-1,))
 
 

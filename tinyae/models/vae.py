@@ -17,8 +17,9 @@ import math
 import numpy
 
 from .. import backend, data, losses, nn
+from .. import functional as F
 from ..autograd import Tensor
-from ..ops import concatenate, exp
+from ..ops import concatenate
 from .autoencoder import (Autoencoder, _image_shape, as_generator, check_loss_name,
                           conv_decoder_stack, conv_encoder_stack, evaluating, image_shape_of,
                           mlp_layers, reconstruction_loss, standard_normal)
@@ -90,7 +91,7 @@ class VAE(Autoencoder):
         The randomness sits in eps, outside the graph, so gradients reach mu and logvar.
         """
         eps = standard_normal(as_generator(rng, self.rng), mu.shape, like=mu)
-        return mu + exp(logvar * 0.5) * eps
+        return F.reparameterize(mu, logvar, eps)   # one fused kernel each way
 
     def forward(self, x):
         """(x_hat, mu, logvar) with x_hat decoded from a sample z, in the input's shape."""

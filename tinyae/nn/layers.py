@@ -6,6 +6,7 @@ and moves the values to the active backend, so a model starts from the same
 weights on NumPy and CuPy, run after run.
 """
 import math
+import operator
 
 import numpy
 
@@ -47,6 +48,18 @@ def _float_dtype(dtype):
     return dtype
 
 
+def _size(layer, name, value):
+    """``value`` as a Python int >= 1, or a ValueError naming the layer and the argument."""
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r} "
+                        f"({type(value).__name__})") from None
+    if size < 1:
+        raise ValueError(f"{layer}: {name} must be at least 1, got {size}")
+    return size
+
+
 def _shape_text(shape):
     return str(tuple(int(n) for n in shape))
 
@@ -74,7 +87,8 @@ class Dense(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = _size("Dense", "in_features", in_features)
+        self.out_features = _size("Dense", "out_features", out_features)
         dtype = _float_dtype(dtype)
         bound = 1 / math.sqrt(self.in_features)
         self.weight = _uniform_parameter((self.out_features, self.in_features), bound, dtype)
@@ -87,8 +101,10 @@ class Dense(Module):
             raise _wrong_input(self, f"(N, {self.in_features})", x)
         if activation is None:
             return F.linear(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias, activation.fused_name,
-                        getattr(activation, "negative_slope", 0.01))
+        slope = getattr(activation, "negative_slope", 0.01)
+        if activation.fused_name == "leaky_relu" and slope <= 0:
+            return activation(F.linear(x, self.weight, self.bias))   # see F.linear
+        return F.linear(x, self.weight, self.bias, activation.fused_name, slope)
 
     fuses_activation = True  # Sequential may hand it the next layer (see Sequential.forward)
 
@@ -268,8 +284,16 @@ class BatchNorm2d(_BatchNorm):
 
 
 # ---------------------------------------------------------------- activations
+# Each has a ``fused_name``: the act under which Dense applies it in its own pass when
+# Sequential puts it right after a Dense (kernels.FUSED_ACTIVATIONS).
 class ReLU(Module):
-    """max(x, 0), elementwise."""
+    """max(x, 0), elementwise (tinyae.relu); d/dx = 1 where x > 0, else 0.
+
+    Example::
+
+        act = ReLU()
+        y = act(x)                       # same shape as x
+    """
 
     fused_name = "relu"  # the name under which Dense can apply it in its fused pass
 
@@ -278,7 +302,13 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x where x > 0, else negative_slope * x."""
+    """x where x > 0, else negative_slope * x, elementwise (tinyae.leaky_relu).
+
+    Example::
+
+        act = LeakyReLU(0.2)             # the slope most GANs use
+        y = act(x)
+    """
 
     fused_name = "leaky_relu"
 
@@ -294,7 +324,12 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
-    """1 / (1 + exp(-x)), elementwise."""
+    """1 / (1 + exp(-x)), elementwise and stable for large |x| (tinyae.sigmoid).
+
+    Example::
+
+        decoder = Sequential(Dense(32, 784), Sigmoid())   # pixels in (0, 1)
+    """
 
     fused_name = "sigmoid"
 
@@ -303,7 +338,13 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    """tanh(x), elementwise."""
+    """tanh(x), elementwise (tinyae.tanh).
+
+    Example::
+
+        act = Tanh()
+        y = act(x)                       # values in (-1, 1)
+    """
 
     fused_name = "tanh"
 
@@ -312,7 +353,13 @@ class Tanh(Module):
 
 
 class Softplus(Module):
-    """log(1 + exp(x)), elementwise (a smooth ReLU)."""
+    """log(1 + exp(x)), elementwise: a smooth ReLU (tinyae.softplus). Not fused with Dense.
+
+    Example::
+
+        act = Softplus()
+        y = act(x)                       # positive values
+    """
 
     def forward(self, x):
         return F.softplus(x)
