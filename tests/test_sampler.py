@@ -158,6 +158,25 @@ def test_raw_sampling_is_the_studys_stream():
                                   switched_off.sample(50, label=3, inside_class=False))
 
 
+def test_round_trip_keeps_only_codes_whose_image_stays_in_the_class():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+
+    def round_trip(z):
+        """A decoder-encoder that turns every class-3 code with x > 0.5 into a seven."""
+        out = z.copy()
+        out[z[:, 0] > 0.5] = [10, -5]
+        return out
+
+    plain = sampler.sample(2000, label=3)
+    assert (plain[:, 0] > 0.5).mean() > 0.2
+    kept = sampler.sample(2000, label=3, round_trip=round_trip)
+    assert (kept[:, 0] <= 0.5).all()
+    assert sampler.acceptance_rate_ == pytest.approx(0.69, abs=0.03)   # P(N(0, 1) <= 0.5)
+    with pytest.raises(TypeError, match="round_trip must be an autoencoder"):
+        sampler.sample(5, label=3, round_trip=object())
+
+
 def test_too_low_an_acceptance_rate_is_a_clear_error():
     codes, labels = overlapping_classes()
     sampler = models.GMMSampler("gaussian", seed=0, min_posterior=0.999,

@@ -29,9 +29,12 @@ and a code drawn for class c whose posterior is below ``min_posterior`` lies,
 by the fitted densities' own account, in another class's region. By default
 ``sample`` redraws such codes until ``n`` are kept (``inside_class=False``
 gives the raw draws) and records the share kept in ``acceptance_rate_``.
-``check(codes)`` applies the same test to any codes (an interpolation, a
-latent-arithmetic step) and also flags the ones far from every class's
-density, whose log-density p(z) is below that of 99% of the training codes.
+A decoder can still turn a code well inside class c into an image that is no
+clear c; ``sample(..., round_trip=model)`` also tests the code of the decoded
+image, ``model.embed(model.decode(z))``. ``check(codes)`` applies the test to
+any codes (an interpolation, a latent-arithmetic step) and also flags the ones
+far from every class's density, whose log-density p(z) is below that of 99% of
+the training codes.
 
 Codes live on the host: ``fit`` takes and ``sample`` returns float32 NumPy arrays.
 """
@@ -236,7 +239,7 @@ class GMMSampler:
         return codes
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n, label=None, return_labels=False, inside_class=None):
+    def sample(self, n, label=None, return_labels=False, inside_class=None, round_trip=None):
         """Draw ``n`` codes (float32, shape (n, latent_dim)) from class ``label``.
 
         With ``label=None`` the class of each code is drawn from the class
@@ -244,6 +247,12 @@ class GMMSampler:
         ``inside_class`` (default: the sampler's) keeps only codes whose
         posterior p(class | z) is at least ``min_posterior``, drawing more until
         ``n`` are kept; ``acceptance_rate_`` then says what share was kept.
+
+        ``round_trip``: the autoencoder whose codes these are (or any function
+        codes -> codes). A decoder can turn a code inside class c into an image
+        that is no clear c; with ``round_trip`` a kept code must also pass the
+        test after the trip z -> decode -> embed, the image's own code. Only
+        used when keeping codes inside their class.
         """
         if self.classes_ is None:
             raise RuntimeError("GMMSampler.sample: call fit(codes, labels) first")
@@ -267,7 +276,8 @@ class GMMSampler:
             if not len(where):
                 continue
             if inside:
-                codes[where], class_accepted, class_drawn = self._sample_inside(value, len(where))
+                codes[where], class_accepted, class_drawn = self._sample_inside(
+                    value, len(where), round_trip)
                 self.acceptance_by_class_[value] = class_accepted / class_drawn
                 accepted, drawn = accepted + class_accepted, drawn + class_drawn
             else:
@@ -286,11 +296,14 @@ class GMMSampler:
                 means[k], covariances[k] * self.covariance_scale, size=len(rows), method="eigh")
         return out
 
-    def _sample_inside(self, label, n):
-        """Draw from class ``label`` until ``n`` codes have p(label | z) >= min_posterior.
+    def _sample_inside(self, label, n, round_trip=None):
+        """Draw from class ``label`` until ``n`` codes have p(label | z) >= min_posterior
+        (and, with ``round_trip``, the codes of their decoded images too).
 
         Returns the n codes, how many drawn codes passed and how many were drawn.
         """
+        if round_trip is not None and not callable(round_trip):
+            round_trip = _decode_and_embed(round_trip)
         if len(self.classes_) == 1:          # no other class to stray into
             return self._sample_class(label, n), n, n
         column = self.classes_.index(label)
@@ -301,7 +314,8 @@ class GMMSampler:
                 raise RuntimeError(
                     f"GMMSampler.sample: only {accepted} of the {drawn} codes drawn for class "
                     f"{label!r} lie inside it (p({label!r} | z) >= min_posterior="
-                    f"{self.min_posterior}): an acceptance rate of {accepted / drawn:.2%}, "
+                    f"{self.min_posterior}{', also after the round trip' if round_trip else ''}"
+                    f"): an acceptance rate of {accepted / drawn:.2%}, "
                     f"below min_acceptance={self.min_acceptance}, so {n} codes would take too "
                     "many draws. Its density overlaps the other classes'; lower "
                     "covariance_scale or min_posterior, or pass inside_class=False for the raw "
@@ -310,6 +324,9 @@ class GMMSampler:
             batch = min(budget - drawn, math.ceil(1.2 * (n - accepted) / rate) + 8)
             z = self._sample_class(label, batch)
             inside = self.posterior(z)[:, column] >= self.min_posterior
+            if round_trip is not None and inside.any():
+                again = _host_codes(round_trip(z[inside].astype(numpy.float32)), "round trip codes")
+                inside[inside] = self.posterior(again)[:, column] >= self.min_posterior
             kept.append(z[inside])
             accepted += int(inside.sum())
             drawn += batch
@@ -320,6 +337,18 @@ class GMMSampler:
         return (f"GMMSampler(kind={self.kind!r}, n_components={self.n_components}, "
                 f"covariance_scale={self.covariance_scale}, inside_class={self.inside_class}"
                 f"{fitted})")
+
+
+def _decode_and_embed(model):
+    """z -> model.embed(model.decode(z)) on host codes: the code of the image z decodes to."""
+    if not (hasattr(model, "decode") and hasattr(model, "embed")):
+        raise TypeError(f"GMMSampler.sample: round_trip must be an autoencoder (with decode and "
+                        f"embed) or a function codes -> codes, got {type(model).__name__}")
+    from .latent import decode_codes
+
+    def round_trip(codes):
+        return model.embed(decode_codes(model, codes)).numpy()
+    return round_trip
 
 
 def _whiteners(covariances):
