@@ -4,7 +4,7 @@ autoencoder turned into a digit generator, interpolation, PCA and nearest neighb
 import numpy as np
 import pytest
 
-from tinyae import data, models, nn
+from tinyae import data, models, nn, tensor
 from tinyae.models import latent
 from tinyae.train import train
 
@@ -175,6 +175,35 @@ def test_round_trip_keeps_only_codes_whose_image_stays_in_the_class():
     assert sampler.acceptance_rate_ == pytest.approx(0.69, abs=0.03)   # P(N(0, 1) <= 0.5)
     with pytest.raises(TypeError, match="round_trip must be an autoencoder"):
         sampler.sample(5, label=3, round_trip=object())
+
+
+class Mirror:
+    """A stand-in autoencoder: the image of code z is z, and its code is -z."""
+    training = False
+
+    def __call__(self, x):
+        raise AssertionError("the round trip is decode then embed, not the model's forward")
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def decode(self, z):
+        return tensor(np.asarray(z))
+
+    def embed(self, x):
+        return tensor(-np.asarray(x.numpy() if hasattr(x, "numpy") else x))
+
+
+def test_round_trip_through_a_model_is_decode_then_embed():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    kept = sampler.sample(100, label=3, round_trip=Mirror())       # -z of a 3 is still a 3
+    assert kept.shape == (100, 2) and sampler.acceptance_rate_ > 0.95
+    with pytest.raises(RuntimeError, match="also after the round trip"):
+        sampler.sample(100, label=7, round_trip=Mirror())          # -z of a 7 is no 7
 
 
 def test_too_low_an_acceptance_rate_is_a_clear_error():

@@ -302,8 +302,8 @@ class GMMSampler:
 
         Returns the n codes, how many drawn codes passed and how many were drawn.
         """
-        if round_trip is not None and not callable(round_trip):
-            round_trip = _decode_and_embed(round_trip)
+        if round_trip is not None and (hasattr(round_trip, "decode") or not callable(round_trip)):
+            round_trip = _decode_and_embed(round_trip)      # a model (itself callable)
         if len(self.classes_) == 1:          # no other class to stray into
             return self._sample_class(label, n), n, n
         column = self.classes_.index(label)
