@@ -163,7 +163,7 @@ def evaluate_samplers(ae, judge, x_train, y_train, x_test, y_test, args):
           f"{nearest_training_distance(real, x_train):.2f}; CNN recognises "
           f"{100 * (judge_predictions(judge, real) == requested).mean():.1f}%", flush=True)
     for name, kind, k, scale in SAMPLERS:
-        if k > args.max_components:
+        if not args.min_components <= k <= args.max_components:
             continue
         start = time.perf_counter()
         sampler = models.GMMSampler(kind, n_components=k, covariance_scale=scale, seed=args.seed,
@@ -215,6 +215,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=100, help="EM iterations per mixture")
     parser.add_argument("--max-components", type=int, default=250,
                         help="skip the samplers with more components (a quick look)")
+    parser.add_argument("--min-components", type=int, default=1,
+                        help="skip the samplers with fewer components (run K=250 alone)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="train and cache the autoencoder and the judge, then stop")
     args = parser.parse_args(argv)

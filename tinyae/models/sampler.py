@@ -92,6 +92,7 @@ class GMMSampler:
         z = sampler.sample(100, label=7)      # (100, latent_dim) float32, all inside 7
         sampler.acceptance_rate_              # e.g. 0.93: 7% of the draws were redrawn
         raw = sampler.sample(100, label=7, inside_class=False)
+        z = sampler.sample(100, label=7, round_trip=model)   # their images' codes too
     """
 
     def __init__(self, kind="gaussian", n_components=10, covariance_scale=1.0, seed=0,
