@@ -4,7 +4,7 @@ autoencoder turned into a digit generator, interpolation, PCA and nearest neighb
 import numpy as np
 import pytest
 
-from tinyae import data, models, nn
+from tinyae import data, models, nn, tensor
 from tinyae.models import latent
 from tinyae.train import train
 
@@ -74,6 +74,163 @@ def test_sampler_errors_speak_plainly():
         models.GMMSampler().fit(np.zeros((5, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         models.GMMSampler().fit(np.full((5, 2), np.nan))
+
+
+def test_sample_count_and_one_code_class_errors_name_what_is_wrong():
+    codes, labels = two_classes(n=50)
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    for bad in (-2, 2.5, "3", True):
+        with pytest.raises(ValueError, match="whole number >= 0"):
+            sampler.sample(bad)
+    assert sampler.sample(0, label=3).shape == (0, 2)
+    labels = labels.copy()
+    labels[0] = 5                                        # class 5: a single code
+    with pytest.raises(ValueError, match=r"class 5 has 1 code.*n_components=4"):
+        models.GMMSampler("mixture", n_components=4, seed=0).fit(codes, labels)
+
+
+# ---------------------------------------------------------------- keeping samples in their class
+def overlapping_classes(seed=0):
+    """Two classes whose densities overlap: 3000 codes of N((0, 0), diag(1, 4)) and
+    1000 of N((2, -1), [[2, 1], [1, 2]])."""
+    rng = np.random.default_rng(seed)
+    a = rng.multivariate_normal([0, 0], [[1, 0], [0, 4]], size=3000)
+    b = rng.multivariate_normal([2, -1], [[2, 1], [1, 2]], size=1000)
+    return np.concatenate([a, b]).astype(np.float32), np.repeat([3, 7], [3000, 1000])
+
+
+def normal_density(z, mean, covariance):
+    """N(z; mean, covariance) written out, for each row of z."""
+    diff = z - mean
+    quadratic = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(covariance), diff)
+    return np.exp(-0.5 * quadratic) / np.sqrt(np.linalg.det(2 * np.pi * covariance))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "mixture"])
+def test_posterior_is_bayes_rule_on_the_fitted_densities(kind):
+    codes, labels = overlapping_classes()
+    sampler = models.GMMSampler(kind, n_components=3, seed=0).fit(codes, labels)
+    z = np.random.default_rng(1).normal(size=(50, 2)) * 3
+    joint = []
+    for label, prior in zip(sampler.classes_, [0.75, 0.25]):
+        weights, means, covariances = sampler.components_[label]
+        density = sum(w * normal_density(z, m, c) for w, m, c in zip(weights, means, covariances))
+        joint.append(density * prior)
+    joint = np.stack(joint, axis=1)
+    np.testing.assert_allclose(sampler.priors_, [0.75, 0.25])
+    np.testing.assert_allclose(sampler.posterior(z), joint / joint.sum(1, keepdims=True),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sampler.log_density(z), np.log(joint.sum(1)), rtol=1e-9)
+
+
+def test_kept_samples_lie_inside_their_class_and_the_acceptance_rate_is_reported():
+    codes, labels = overlapping_classes()
+    sampler = models.GMMSampler("gaussian", seed=0, min_posterior=0.8).fit(codes, labels)
+    raw = sampler.sample(20000, label=7, inside_class=False)
+    assert sampler.acceptance_rate_ is None
+    share_inside = (sampler.posterior(raw)[:, 1] >= 0.8).mean()
+    assert 0.1 < share_inside < 0.9                      # the classes do overlap
+    kept = sampler.sample(2000, label=7)
+    assert kept.shape == (2000, 2) and kept.dtype == np.float32
+    assert (sampler.posterior(kept)[:, 1] >= 0.8).all()
+    assert sampler.acceptance_rate_ == pytest.approx(share_inside, abs=0.03)
+    assert sampler.acceptance_by_class_ == {7: sampler.acceptance_rate_}
+
+
+def test_unconditional_kept_samples_keep_the_class_frequencies():
+    codes, labels = overlapping_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    drawn, drawn_labels = sampler.sample(4000, return_labels=True)
+    assert abs((drawn_labels == 7).mean() - 0.25) < 0.03
+    posterior = sampler.posterior(drawn)
+    own = np.where(drawn_labels == 3, posterior[:, 0], posterior[:, 1])
+    assert (own >= sampler.min_posterior).all()
+    assert set(sampler.acceptance_by_class_) == {3, 7}
+    assert 0 < sampler.acceptance_rate_ < 1
+
+
+def test_raw_sampling_is_the_studys_stream():
+    codes, labels = overlapping_classes()
+    raw_default = models.GMMSampler("mixture", n_components=2, seed=3, inside_class=False)
+    raw_default.fit(codes, labels)
+    switched_off = models.GMMSampler("mixture", n_components=2, seed=3).fit(codes, labels)
+    np.testing.assert_array_equal(raw_default.sample(50, label=3),
+                                  switched_off.sample(50, label=3, inside_class=False))
+
+
+def test_round_trip_keeps_only_codes_whose_image_stays_in_the_class():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+
+    def round_trip(z):
+        """A decoder-encoder that turns every class-3 code with x > 0.5 into a seven."""
+        out = z.copy()
+        out[z[:, 0] > 0.5] = [10, -5]
+        return out
+
+    plain = sampler.sample(2000, label=3)
+    assert (plain[:, 0] > 0.5).mean() > 0.2
+    kept = sampler.sample(2000, label=3, round_trip=round_trip)
+    assert (kept[:, 0] <= 0.5).all()
+    assert sampler.acceptance_rate_ == pytest.approx(0.69, abs=0.03)   # P(N(0, 1) <= 0.5)
+    with pytest.raises(TypeError, match="round_trip must be an autoencoder"):
+        sampler.sample(5, label=3, round_trip=object())
+
+
+class Mirror:
+    """A stand-in autoencoder: the image of code z is z, and its code is -z."""
+    training = False
+
+    def __call__(self, x):
+        raise AssertionError("the round trip is decode then embed, not the model's forward")
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def decode(self, z):
+        return tensor(np.asarray(z))
+
+    def embed(self, x):
+        return tensor(-np.asarray(x.numpy() if hasattr(x, "numpy") else x))
+
+
+def test_round_trip_through_a_model_is_decode_then_embed():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    kept = sampler.sample(100, label=3, round_trip=Mirror())       # -z of a 3 is still a 3
+    assert kept.shape == (100, 2) and sampler.acceptance_rate_ > 0.95
+    with pytest.raises(RuntimeError, match="also after the round trip"):
+        sampler.sample(100, label=7, round_trip=Mirror())          # -z of a 7 is no 7
+
+
+def test_too_low_an_acceptance_rate_is_a_clear_error():
+    codes, labels = overlapping_classes()
+    sampler = models.GMMSampler("gaussian", seed=0, min_posterior=0.999,
+                                min_acceptance=0.2).fit(codes, labels)
+    with pytest.raises(RuntimeError, match=r"class 7.*acceptance rate.*inside_class=False"):
+        sampler.sample(200, label=7)
+    with pytest.raises(ValueError, match="min_posterior"):
+        models.GMMSampler(min_posterior=1.5)
+
+
+def test_check_flags_the_class_along_an_interpolation_and_codes_far_from_all():
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    line = latent.interpolate([0, 0], [10, -5], steps=9)
+    report = sampler.check(line)
+    assert report.label.tolist()[:2] == [3, 3] and report.label.tolist()[-2:] == [7, 7]
+    assert report.far[0] == report.far[-1] == False    # noqa: E712  (numpy booleans)
+    assert report.far[4]                                # halfway lies between the classes
+    assert (report.posterior >= 0.5).all()
+    np.testing.assert_allclose(report.log_density, sampler.log_density(line))
+    # the share of training codes called far is about far_quantile
+    assert sampler.check(codes).far.mean() == pytest.approx(sampler.far_quantile, abs=0.01)
+    steps = latent.latent_arithmetic(codes[:4], np.array([10.0, -5.0]), [0, 1, 10])
+    flags = sampler.check(steps)
+    assert flags.far.shape == (4, 3) and flags.far[:, 2].all()
 
 
 # ---------------------------------------------------------------- an autoencoder turned generator

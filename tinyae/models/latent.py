@@ -12,6 +12,12 @@ gives) and return host arrays; the few that need a model call its ``embed``
 - ``decode_basis``: what each latent direction draws on its own.
 - ``pca``: how many directions the codes really use.
 - ``nearest_neighbours``: is a generated image new, or a copy of a training one?
+
+A point on an interpolation or an attribute step is a code nobody drew, and it
+may lie where no training code does, or in another class's region. A
+``GMMSampler`` fitted to the training codes says which: ``sampler.check(codes)``
+gives each code's most probable class, its posterior p(c | z), and ``far``,
+its density below that of almost every training code (tutorial 12).
 """
 import collections
 
@@ -40,6 +46,7 @@ def interpolate(z_a, z_b, steps):
     Example::
 
         line = interpolate(code_of_a_3, code_of_an_8, steps=8)   # (8, latent_dim)
+        sampler.check(line).far        # True where the line leaves the training codes
     """
     z_a, z_b = _host(z_a, "z_a"), _host(z_b, "z_b")
     if z_a.shape != z_b.shape:
@@ -66,6 +73,7 @@ def latent_arithmetic(z, vector, scales):
     """z + s * vector for each s in ``scales``.
 
     ``z`` of shape (d,) gives (len(scales), d); a batch (n, d) gives (n, len(scales), d).
+    ``sampler.check`` of the result flags the steps that went too far (tutorial 12).
     """
     z = _host(z, "z", ndim=(1, 2))
     vector = _host(vector, "vector", ndim=(1,))

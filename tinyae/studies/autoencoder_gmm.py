@@ -86,6 +86,7 @@ def run(settings, out):
         codes, dataset.y_train)
     mixture_samples = samples_by_class(model, mixture, classes, per_class)
     plot.class_sample_grid(mixture_samples, path=out.file("mixture_samples.png"))
+    kept_line = _raw_and_kept_samples(model, mixture, classes, per_class, out)
 
     # Originality: is a generated digit new, or the copy of a training digit?
     generated = numpy.stack([batch[0] for batch in mixture_samples])
@@ -129,9 +130,46 @@ def run(settings, out):
         f"training reconstruction; test reconstructions lie {baseline.mean():.3f} from theirs "
         "(similar numbers: the samples are as new as unseen digits; far smaller: copies)",
         f"code space: {used} of {codes.shape[1]} principal components hold 90% of the variance",
+        kept_line,
     ]
+
+
+def _raw_and_kept_samples(model, sampler, classes, per_class, out):
+    """The mixture's raw draws (as the study drew them) beside the draws kept by the
+    posterior test p(c | z) >= min_posterior, for the code and for the code of its decoded
+    image (tutorial 12), and the share of each that tinyae's reference classifier
+    recognises as the digit asked for."""
+    from ..metrics import classifier_outputs, conditional_accuracy
+    raw = [decode_all(model, sampler.sample(per_class, label=c, inside_class=False))
+           for c in classes]
+    trip = True
+    try:
+        kept, rates = _kept_samples(model, sampler, classes, per_class, round_trip=model)
+    except RuntimeError:     # an autoencoder too little trained to bring its images back
+        kept, rates = _kept_samples(model, sampler, classes, per_class, round_trip=None)
+        trip = False
+    plot.class_sample_grid(raw, path=out.file("mixture_raw_samples.png"))
+    plot.class_sample_grid(kept, path=out.file("mixture_kept_samples.png"))
+    requested = numpy.repeat(classes, per_class)
+    raw_share, kept_share = (
+        conditional_accuracy(classifier_outputs(numpy.concatenate(batches)).probabilities,
+                             requested) for batches in (raw, kept))
+    after = " before and after decode -> embed" if trip else " (the round trip kept too few)"
+    return (f"mixture samples, raw and kept (p(c | z) >= {sampler.min_posterior}{after}; "
+            f"{numpy.mean(rates):.0%} of the draws kept): tinyae's reference classifier "
+            f"recognises {raw_share:.0%} of the raw and {kept_share:.0%} of the kept as the "
+            "digit asked for (a classifier tinyae did not train: benchmarks/sampler_targets.py)")
 
 
 def _one_per_class(x, y, count=10):
     """The first image of each class 0..count-1 (the strip shows every digit)."""
     return numpy.stack([x[numpy.flatnonzero(y == c)[0]] for c in range(count)])
+
+
+def _kept_samples(model, sampler, classes, per_class, round_trip):
+    """Decoded kept samples of each class, and each class's acceptance rate."""
+    kept, rates = [], []
+    for c in classes:
+        kept.append(decode_all(model, sampler.sample(per_class, label=c, round_trip=round_trip)))
+        rates.append(sampler.acceptance_rate_)
+    return kept, rates
