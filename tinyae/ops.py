@@ -892,12 +892,24 @@ def _check_axis(op, x, axis):
 
 
 def softmax(x, axis=-1):
-    """Softmax along ``axis`` (PyTorch's ``dim``): positive values that sum to 1."""
+    """Softmax along ``axis`` (PyTorch's ``dim``): positive values that sum to 1.
+
+    dx = y * (gy - sum(gy * y, axis)), with y = softmax(x) (tutorial 05).
+
+    >>> tinyae.softmax(tinyae.tensor([0.0, 0.0]))
+    tensor([0.5, 0.5], dtype=float32)
+    """
     return Softmax(axis).apply(x)
 
 
 def log_softmax(x, axis=-1):
-    """The logarithm of softmax along ``axis`` (PyTorch's ``dim``), computed stably."""
+    """The logarithm of softmax along ``axis`` (PyTorch's ``dim``), computed stably.
+
+    dx = gy - softmax(x) * sum(gy, axis) (tutorial 05).
+
+    >>> tinyae.log_softmax(tinyae.tensor([0.0, 0.0]))
+    tensor([-0.6931472, -0.6931472], dtype=float32)
+    """
     return LogSoftmax(axis).apply(x)
 
 
@@ -925,17 +937,29 @@ def eq(a, b):
 
 
 def ne(a, b):
-    """a != b elementwise, as a boolean mask (not differentiable)."""
+    """a != b elementwise, as a boolean mask (not differentiable).
+
+    >>> tinyae.ne(tinyae.tensor([1.0, 2.0]), 2.0).numpy()
+    array([ True, False])
+    """
     return _compare("not_equal", a, b)
 
 
 def lt(a, b):
-    """a < b elementwise, as a boolean mask (not differentiable); also ``a < b``."""
+    """a < b elementwise, as a boolean mask (not differentiable); also ``a < b``.
+
+    >>> tinyae.lt(tinyae.tensor([1.0, 2.0]), 2.0).numpy()
+    array([ True, False])
+    """
     return _compare("less", a, b)
 
 
 def le(a, b):
-    """a <= b elementwise, as a boolean mask (not differentiable); also ``a <= b``."""
+    """a <= b elementwise, as a boolean mask (not differentiable); also ``a <= b``.
+
+    >>> tinyae.le(tinyae.tensor([1.0, 2.0]), 2.0).numpy()
+    array([ True,  True])
+    """
     return _compare("less_equal", a, b)
 
 
@@ -954,7 +978,11 @@ def gt(a, b):
 
 
 def ge(a, b):
-    """a >= b elementwise, as a boolean mask (not differentiable); also ``a >= b``."""
+    """a >= b elementwise, as a boolean mask (not differentiable); also ``a >= b``.
+
+    >>> tinyae.ge(tinyae.tensor([1.0, 2.0]), 2.0).numpy()
+    array([False,  True])
+    """
     return _compare("greater_equal", a, b)
 
 
