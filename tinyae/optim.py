@@ -373,10 +373,10 @@ class StepLR(LRSchedule):
     """
 
     def __init__(self, optimizer=None, step_size=None, gamma=0.1):
+        super().__init__(optimizer)
         if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) \
                 or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
-        super().__init__(optimizer)
         self.step_size, self.gamma = int(step_size), gamma
 
     def factor(self, epoch):
@@ -401,9 +401,9 @@ class CosineAnnealingLR(LRSchedule):
     """
 
     def __init__(self, optimizer=None, T_max=None):  # noqa: N803 (torch's name)
+        super().__init__(optimizer)
         if isinstance(T_max, bool) or not isinstance(T_max, numbers.Integral) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
-        super().__init__(optimizer)
         self.T_max = int(T_max)
 
     def factor(self, epoch):
@@ -418,10 +418,10 @@ class LambdaLR(LRSchedule):
     ``lambda epoch: 0.5 ** (epoch // 10)`` halves the rate every 10 epochs."""
 
     def __init__(self, optimizer=None, lr_lambda=None):
+        super().__init__(optimizer)
         if not callable(lr_lambda):
             raise TypeError(f"LambdaLR: lr_lambda must be a function epoch -> factor, got "
                             f"{lr_lambda!r}")
-        super().__init__(optimizer)
         self.lr_lambda = lr_lambda
 
     def factor(self, epoch):
