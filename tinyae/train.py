@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import numbers
-import pathlib
 import signal
 import threading
 import warnings
@@ -151,13 +150,13 @@ class LossTotals:
 
 
 # ---------------------------------------------------------------- checking the inputs
-def _integer(name, value, minimum):
+def _integer(name, value, minimum, where="train"):
     """``value`` as an int >= minimum; a bool, float, string or None is refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"train: {name} must be an integer >= {minimum}, got {value!r} "
+        raise TypeError(f"{where}: {name} must be an integer >= {minimum}, got {value!r} "
                         f"({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"train: {name} must be an integer >= {minimum}, got {value}")
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value}")
     return int(value)
 
 
@@ -307,13 +306,13 @@ def _as_schedule(schedule, epochs):
                      f"epoch -> factor on lr, got {schedule!r}")
 
 
-def _run_config(trainer, lr_schedule):
+def _run_config(seed, batch_size, examples, optimizers, lr_schedule):
     """What fixes a run's trajectory besides its start, which resuming checks: seed, batch
     size, data size, each optimizer and its hyperparameters (the initial lr) and the
     schedule. (``epochs`` may grow; "cosine" is recorded by name: its length follows epochs.)"""
-    config = {"seed": trainer.seed, "batch_size": trainer.batch_size, "examples": len(trainer.x)}
-    for name, opt in trainer.optimizers.items():
-        prefix = "" if list(trainer.optimizers) == ["model"] else f"{name} "
+    config = {"seed": seed, "batch_size": batch_size, "examples": examples}
+    for name, opt in optimizers.items():
+        prefix = "" if list(optimizers) == ["model"] else f"{name} "
         config[f"{prefix}optimizer"] = type(opt).__name__
         groups = [{key: value for key, value in group.items() if key != "params"}
                   for group in opt.param_groups]
@@ -371,7 +370,7 @@ class Trainer:
     """
 
     def __init__(self, model, x, y, *, epochs, batch_size, optimizers, val, callbacks, seed,
-                 patience=None):
+                 patience=None, config=None):
         self.model, self.x, self.y, self.val = model, x, y, val
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.optimizers, self.patience = optimizers, patience
@@ -381,7 +380,7 @@ class Trainer:
         # where we are: complete epochs, steps done in the current epoch, steps in all
         self.epochs_done, self.step_in_epoch, self.global_step = 0, 0, 0
         self.epoch_totals = LossTotals()
-        self.config = {}  # what resuming checks (see _run_config)
+        self.config = dict(config or {})  # what resuming checks (see _run_config)
         # batch norm cannot train on a batch of one example: drop such a last batch
         self.drop_last = len(x) > batch_size and len(x) % batch_size == 1
         self.batches_per_epoch = data.num_batches(len(x), batch_size, self.drop_last)
@@ -567,7 +566,7 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
         tinyae.evaluate(model, x_test)     # {'loss': 101.2, 'recon': 96.0, 'kl': 5.2}
     """
     x, y = _as_arrays(data, labels, "the data")
-    batch_size = _integer("batch_size", batch_size, 1)
+    batch_size = _integer("batch_size", batch_size, 1, where="evaluate")
     where = _model_backend(model)
     previous_rng = getattr(model, "rng", None)
     model.rng = rng if isinstance(rng, numpy.random.Generator) else numpy.random.default_rng(rng)
@@ -659,20 +658,22 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
     with backend_module.using_backend(name):
         model.to(name)
         optimizers = _make_optimizers(model, optimizer, lr, betas, optimizer_options)
-        loop_callbacks = [callbacks_module.LearningRateSchedule(schedule, optimizers)
-                          if schedule is not None else None,
-                          callbacks_module.EarlyStopping(patience, min_delta)
-                          if val is not None else None,
-                          callbacks_module.ProgressBar() if progress else None,
-                          *callbacks,
-                          callbacks_module.SaveCheckpoint(checkpoint_dir, CHECKPOINT_NAME)
-                          if checkpoint_dir is not None else None]
+        before, after = [], []            # train's own callbacks, around the caller's
+        if schedule is not None:
+            before.append(callbacks_module.LearningRateSchedule(schedule, optimizers))
+        if val is not None:
+            before.append(callbacks_module.EarlyStopping(patience, min_delta))
+        if progress:
+            before.append(callbacks_module.ProgressBar())
+        if checkpoint_dir is not None:
+            after.append(callbacks_module.SaveCheckpoint(checkpoint_dir, CHECKPOINT_NAME))
+        config = _run_config(seed, batch_size, len(x), optimizers,
+                             lr_schedule if isinstance(lr_schedule, str) or schedule is None
+                             else repr(schedule))
         trainer = Trainer(model, x, y, epochs=epochs, batch_size=batch_size,
                           optimizers=optimizers, val=val, patience=patience, seed=seed,
-                          callbacks=[c for c in loop_callbacks if c is not None])
-        trainer.config = _run_config(trainer, lr_schedule if isinstance(lr_schedule, str)
-                                     or schedule is None else repr(schedule))
-        path = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir) / CHECKPOINT_NAME
+                          callbacks=before + list(callbacks) + after, config=config)
+        path = trainer.checkpoint_path
         if resume and path.exists():
             trainer.load_state_dict(checkpoint.load(path), path)
         _check_before_training(trainer)
