@@ -7,6 +7,7 @@ import math
 import os
 import re
 import signal
+import types
 
 import numpy as np
 import pytest
@@ -636,6 +637,21 @@ def test_the_dropout_stream_is_a_seed_and_a_call_counter():
     assert not np.array_equal(F.dropout(x, 0.5).numpy(), masks[0])
 
 
+def test_every_backend_seeds_call_k_alike():
+    """The CuPy branch is the NumPy one: call k gets ``xp.random.default_rng(s_k)`` with the
+    same int s_k from (seed, k), so a checkpoint's two ints resume either backend."""
+    seeds = []
+    stand_in = types.SimpleNamespace(__name__="cupy", random=types.SimpleNamespace(
+        default_rng=lambda seed: seeds.append(seed) or np.random.default_rng(seed)))
+    F.set_dropout_stream_state({"seed": 4, "calls": 7})
+    on_stand_in = F.default_generator(stand_in).random(5)
+    F.set_dropout_stream_state({"seed": 4, "calls": 7})
+    on_numpy = F.default_generator(np).random(5)
+    assert type(seeds[0]) is int
+    np.testing.assert_array_equal(on_stand_in, on_numpy)
+    assert F.dropout_stream_state() == {"seed": 4, "calls": 8}
+
+
 def test_a_checkpoint_stores_the_dropout_stream_as_plain_ints(small_digits, tmp_path):
     train(small_gan(shape=EIGHT), small_digits[0][:128], epochs=1, batch_size=64,
           checkpoint_dir=tmp_path, progress=False)
@@ -644,6 +660,17 @@ def test_a_checkpoint_stores_the_dropout_stream_as_plain_ints(small_digits, tmp_
     assert type(stream["seed"]) is int and type(stream["calls"]) is int
     assert stream["calls"] > 0                            # the discriminator's dropout ran
     assert stream == F.dropout_stream_state()
+
+
+def test_a_checkpoint_with_numpys_old_dropout_state_is_refused_plainly(small_digits, tmp_path):
+    x = small_digits[0][:128]
+    train(small_gan(shape=EIGHT), x, epochs=1, checkpoint_dir=tmp_path, progress=False)
+    saved = checkpoint.load(tmp_path / "last.npz")
+    saved["rng"]["dropout"] = '{"bit_generator": "PCG64"}'     # what tinyae wrote before
+    checkpoint.save(saved, tmp_path / "last.npz")
+    with pytest.raises(ValueError, match="written by an older tinyae"):
+        train(small_gan(shape=EIGHT), x, epochs=2, checkpoint_dir=tmp_path, resume=True,
+              progress=False)
 
 
 

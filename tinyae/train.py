@@ -420,6 +420,9 @@ class Trainer:
     def load_state_dict(self, state, path="the checkpoint"):
         """Continue from ``state_dict()``'s result, after checking it is this run's."""
         _check_same_run(state["config"], self.config, path)
+        if not isinstance(state["rng"]["dropout"], dict):
+            raise ValueError(f"train(resume): the checkpoint {path} was written by an older "
+                             "tinyae, whose dropout stream cannot be continued; start afresh")
         if state["model_class"] != type(self.model).__name__:
             raise ValueError(f"train(resume): the checkpoint {path} holds a "
                              f"{state['model_class']}, not a {type(self.model).__name__}")
