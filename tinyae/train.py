@@ -440,7 +440,8 @@ class Trainer:
         self.history.interrupted = False
         self.stop_training = self.history.stopped_early  # a finished run: nothing left to do
         for key, callback in self._stateful_callbacks():
-            callback.load_state_dict(state[key])
+            if key in state:  # e.g. a run without val_data has no early-stopping state
+                callback.load_state_dict(state[key])
 
     # --- one epoch ----------------------------------------------------------------------
     def train_epoch(self, epoch_index):
@@ -452,8 +453,8 @@ class Trainer:
         for batch in itertools.islice(batches, self.step_in_epoch, None):
             if self._interrupt_requested:
                 return False
-            batch = (Tensor(batch[0]), batch[1]) if isinstance(batch, tuple) else (Tensor(batch),
-                                                                                  None)
+            x, y = batch if isinstance(batch, tuple) else (batch, None)
+            batch = (Tensor(x), y)
             self._in_step = True
             try:
                 values = self.model.training_step(batch, self.optimizers, step=self.global_step)
