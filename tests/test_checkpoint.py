@@ -209,3 +209,13 @@ def test_pickle_is_never_allowed(tmp_path, monkeypatch):
     checkpoint.save(example_state(), tmp_path / "x.npz")
     checkpoint.load(tmp_path / "x.npz")
     assert calls == [("savez", False), ("load", False)]
+
+
+def test_check_writable_makes_the_folder_and_leaves_it_empty(tmp_path):
+    folder = tmp_path / "a" / "b"
+    checkpoint.check_writable(folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError, match="cannot write checkpoints to the folder .*a_file.*"
+                                      "choose a folder you can write to"):
+        checkpoint.check_writable(tmp_path / "a_file" / "run")

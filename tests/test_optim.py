@@ -222,3 +222,45 @@ def test_step_lr_state_dict_resumes():
     assert scheduler.get_last_lr() == [0.25]
     scheduler.step()
     assert scheduler.get_last_lr() == expected == [0.125]
+
+
+@pytest.mark.parametrize("name, options", [
+    ("StepLR", dict(step_size=2, gamma=0.5)), ("CosineAnnealingLR", dict(T_max=7)),
+    ("LambdaLR", dict(lr_lambda=lambda e: 0.9 ** e))])
+def test_schedules_set_torchs_rates(torch, name, options):
+    mine = optim.SGD([tinyae.Parameter(np.zeros(1))], lr=0.5)
+    reference = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    scheduler = getattr(optim, name)(mine, **options)
+    torch_schedule = getattr(torch.optim.lr_scheduler, name)(reference, **options)
+    for epoch in range(7):
+        assert scheduler.get_last_lr()[0] == pytest.approx(torch_schedule.get_last_lr()[0],
+                                                           rel=1e-12, abs=1e-15)
+        assert mine.param_groups[0]["lr"] == pytest.approx(
+            0.5 * scheduler.factor(epoch), rel=1e-12, abs=1e-15)   # one rule: factor(epoch)
+        reference.step()
+        scheduler.step()
+        torch_schedule.step()
+
+
+def test_a_schedule_without_an_optimizer_is_a_factor_of_the_epoch():
+    schedule = optim.StepLR(step_size=3, gamma=0.5)
+    assert [schedule.factor(e) for e in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    assert repr(schedule) == "StepLR(step_size=3, gamma=0.5)"
+    with pytest.raises(ValueError, match="bound to no optimizer"):
+        schedule.step()
+
+
+def test_schedule_arguments_speak_plainly():
+    with pytest.raises(TypeError, match="first argument is the optimizer.*got 10.*"
+                                        "StepLR\\(step_size=10\\)"):
+        optim.StepLR(10)
+    for bad in (0, 2.5, True, None):
+        with pytest.raises(ValueError, match=f"step_size must be a positive integer, got "
+                                             f"{bad!r}"):
+            optim.StepLR(step_size=bad)
+    with pytest.raises(ValueError, match="T_max must be a positive integer, got 0"):
+        optim.CosineAnnealingLR(T_max=0)
+    with pytest.raises(TypeError, match="lr_lambda must be a function"):
+        optim.LambdaLR(lr_lambda=0.5)
+    with pytest.raises(ValueError, match="gave the factor nan for epoch 4"):
+        optim.LambdaLR(lr_lambda=lambda e: float("nan")).checked_factor(4)

@@ -159,6 +159,23 @@ def save(obj, path):
     _fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
+def check_writable(directory):
+    """Make ``directory`` (and its parents) if needed and write and remove a small file
+    there, so that a training run learns before its first step that checkpoints cannot
+    be saved. Raises OSError naming the folder.
+    """
+    directory = os.fspath(directory)
+    probe = os.path.join(directory, f".write-test.{secrets.token_hex(4)}.tmp")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(probe, "xb"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise OSError(f"checkpoint: cannot write checkpoints to the folder {directory!r} "
+                      f"({type(exc).__name__}: {exc}); choose a folder you can write to") from exc
+
+
 def _fsync_directory(directory):
     """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
     try:

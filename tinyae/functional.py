@@ -18,6 +18,7 @@ Convolution is lowered to one matrix product through the column matrix of
 import operator
 
 import kernels
+import numpy
 
 from . import backend
 from .autograd import Function, Tensor, numel
@@ -396,22 +397,32 @@ def reparameterize(mu, logvar, eps):
 
 
 # ---------------------------------------------------------------- dropout
-_dropout_seed = [0]
-_dropout_generators = {}  # backend name -> its Generator, made on first use
+# The default stream: the mask of call k comes from a Generator seeded with (seed, k), so
+# the whole stream is two ints, which a checkpoint can hold on every backend.
+_dropout_stream = {"seed": 0, "calls": 0}
 
 
 def manual_seed(seed):
-    """Seed the default random generators of ``dropout`` (one per backend)."""
-    _dropout_seed[0] = int(seed)
-    _dropout_generators.clear()
+    """Seed the default random stream of ``dropout`` (the same on every backend)."""
+    _dropout_stream.update(seed=int(seed), calls=0)
+
+
+def dropout_stream_state():
+    """The default stream's position as plain ints: {"seed": s, "calls": k}."""
+    return dict(_dropout_stream)
+
+
+def set_dropout_stream_state(state):
+    """Continue the default stream from ``dropout_stream_state()``'s result."""
+    _dropout_stream.update(seed=int(state["seed"]), calls=int(state["calls"]))
 
 
 def default_generator(xp):
-    """The default Generator of array module ``xp`` that ``dropout`` draws from."""
-    name = xp.__name__
-    if name not in _dropout_generators:
-        _dropout_generators[name] = xp.random.default_rng(_dropout_seed[0])
-    return _dropout_generators[name]
+    """A Generator of array module ``xp`` for the next default ``dropout`` call: seeded
+    with (seed, calls), after which calls goes up by one."""
+    seed = numpy.random.SeedSequence([_dropout_stream["seed"], _dropout_stream["calls"]])
+    _dropout_stream["calls"] += 1
+    return xp.random.default_rng(int(seed.generate_state(1, numpy.uint64)[0]))
 
 
 class Dropout(Function):

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, RMSprop) and a learning-rate schedule (StepLR).
+"""Optimizers (SGD, Adam, RMSprop) and learning-rate schedules (StepLR, CosineAnnealingLR,
+LambdaLR).
 
 The update rules are PyTorch's, to the operation, so that a model trained here
 and one trained with ``torch.optim`` from the same start follow the same path.
@@ -24,6 +25,8 @@ defaults for that group. ``state_dict()`` / ``load_state_dict()`` save and
 restore everything a resumed run needs (hyperparameters, step counts, moment
 estimates), keyed by the parameter's index in the order given.
 """
+import math
+import numbers
 
 from kernels import adam_update, rmsprop_update  # plain rules: kernels/reference.py
 from .autograd import Tensor, no_grad
@@ -298,32 +301,49 @@ class RMSprop(Optimizer):
                        state.get("momentum_buffer"), group["centered"], state.get("grad_avg"))
 
 
-# ---------------------------------------------------------------- learning-rate schedule
-class StepLR:
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs, as torch's StepLR.
+# ---------------------------------------------------------------- learning-rate schedules
+class LRSchedule:
+    """A learning-rate schedule: each group's rate is its initial rate x ``factor(epoch)``,
+    epoch counting from 0. The factor depends on the epoch alone, so a resumed run gets
+    the rates of an uninterrupted one.
 
-    lr = initial_lr * gamma ** (epoch // step_size), for every parameter group.
-    Call ``step()`` once per epoch, after the epoch's optimizer steps.
+    Use one in either of two ways:
 
-    Example::
+    - give it to ``tinyae.train(..., lr_schedule=StepLR(step_size=10))``, which sets
+      every optimizer's rates at the start of each epoch;
+    - or, as torch's schedulers, bind it to an optimizer and call ``step()`` after
+      each epoch: ``scheduler = StepLR(optimizer, step_size=10)``.
 
-        scheduler = tinyae.optim.StepLR(optimizer, step_size=10, gamma=0.5)
-        for epoch in range(30):
-            train_one_epoch()
-            scheduler.step()
+    Subclasses write ``factor(epoch)`` and ``__repr__`` (what a checkpoint records).
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+    def __init__(self, optimizer=None):
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: the first argument is the optimizer to "
+                            f"bind to (or None), got {optimizer!r}; give the schedule's "
+                            "settings by name, e.g. StepLR(step_size=10)")
         self.optimizer = optimizer
-        self.step_size, self.gamma = int(step_size), gamma
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.base_lrs = None if optimizer is None else [g["lr"] for g in optimizer.param_groups]
         self.last_epoch = 0
 
+    def factor(self, epoch):
+        raise NotImplementedError
+
+    def checked_factor(self, epoch):
+        """``factor(epoch)`` as a float, refused unless finite and >= 0."""
+        factor = float(self.factor(epoch))
+        if not (math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"{self!r} gave the factor {factor!r} for epoch {epoch}; it must "
+                             "be a finite number >= 0")
+        return factor
+
     def step(self):
+        """One epoch done: set the bound optimizer's rates for the next one."""
+        if self.optimizer is None:
+            raise ValueError(f"{self!r}.step(): the schedule is bound to no optimizer; build "
+                             "it with one, or give it to tinyae.train(lr_schedule=...)")
         self.last_epoch += 1
-        factor = self.gamma ** (self.last_epoch // self.step_size)
+        factor = self.checked_factor(self.last_epoch)
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base_lr * factor
 
@@ -332,11 +352,80 @@ class StepLR:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self):
-        return {"step_size": self.step_size, "gamma": self.gamma,
-                "base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch}
+        return {"base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch}
 
     def load_state_dict(self, state_dict):
-        self.step_size = state_dict["step_size"]
-        self.gamma = state_dict["gamma"]
         self.base_lrs = list(state_dict["base_lrs"])
         self.last_epoch = state_dict["last_epoch"]
+
+
+class StepLR(LRSchedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs, as torch's StepLR:
+    factor(epoch) = gamma ** (epoch // step_size).
+
+    Example::
+
+        scheduler = tinyae.optim.StepLR(optimizer, step_size=10, gamma=0.5)
+        for epoch in range(30):
+            train_one_epoch()
+            scheduler.step()
+        tinyae.train(model, x, epochs=30, lr_schedule=tinyae.optim.StepLR(step_size=10))
+    """
+
+    def __init__(self, optimizer=None, step_size=None, gamma=0.1):
+        super().__init__(optimizer)
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) \
+                or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        self.step_size, self.gamma = int(step_size), gamma
+
+    def factor(self, epoch):
+        return self.gamma ** (epoch // self.step_size)
+
+    def __repr__(self):
+        return f"StepLR(step_size={self.step_size}, gamma={self.gamma!r})"
+
+    def state_dict(self):
+        return {"step_size": self.step_size, "gamma": self.gamma, **super().state_dict()}
+
+    def load_state_dict(self, state_dict):
+        self.step_size, self.gamma = state_dict["step_size"], state_dict["gamma"]
+        super().load_state_dict(state_dict)
+
+
+class CosineAnnealingLR(LRSchedule):
+    """From the initial rate down towards 0 over ``T_max`` epochs, as torch's
+    CosineAnnealingLR (eta_min = 0): factor(epoch) = (1 + cos(pi epoch / T_max)) / 2.
+
+    ``tinyae.train(lr_schedule="cosine")`` is this schedule with T_max = the run's epochs.
+    """
+
+    def __init__(self, optimizer=None, T_max=None):  # noqa: N803 (torch's name)
+        super().__init__(optimizer)
+        if isinstance(T_max, bool) or not isinstance(T_max, numbers.Integral) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
+        self.T_max = int(T_max)
+
+    def factor(self, epoch):
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / self.T_max))
+
+    def __repr__(self):
+        return f"CosineAnnealingLR(T_max={self.T_max})"
+
+
+class LambdaLR(LRSchedule):
+    """factor(epoch) = ``lr_lambda(epoch)``, as torch's LambdaLR;
+    ``lambda epoch: 0.5 ** (epoch // 10)`` halves the rate every 10 epochs."""
+
+    def __init__(self, optimizer=None, lr_lambda=None):
+        super().__init__(optimizer)
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function epoch -> factor, got "
+                            f"{lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+
+    def factor(self, epoch):
+        return self.lr_lambda(epoch)
+
+    def __repr__(self):
+        return f"LambdaLR({getattr(self.lr_lambda, '__qualname__', self.lr_lambda)!r})"

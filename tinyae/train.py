@@ -5,22 +5,24 @@
 
 One loop serves autoencoders, VAEs and GANs because the models speak one
 protocol (``tinyae.models.autoencoder`` describes it): the model builds its
-optimizers and takes one training step on a batch; the loop owns everything
-around the steps:
+optimizers and takes one training step on a batch. The loop (``Trainer``) owns
+the steps, the order of the data and the random streams; the rest is done by
+callbacks (``tinyae.callbacks``) that ``train`` puts around your own:
 
 - **Order and noise.** Batch order in epoch e comes from a generator seeded
   with (seed, e); the model's noise (VAE samples, denoising corruption, GAN
-  latents) from one generator the trainer owns and saves; ``seed`` also seeds
-  dropout's default generator. So a run is a function of ``seed``, and a
-  resumed run continues exactly where the saved one stopped: on the CPU its
-  final weights are bitwise those of an uninterrupted run.
+  latents) from one generator the trainer owns and saves; dropout's stream is
+  seeded from ``seed`` and saved as (seed, calls). So a run is a function of
+  ``seed``, and a resumed run continues exactly where the saved one stopped:
+  its final weights are bitwise those of an uninterrupted run.
 - **Bookkeeping.** Per-epoch means of each loss component, for training and
   validation, in a ``History`` ("train/loss", "val/loss", "train/kl", ...).
-- **Early stopping** on "val/loss" with ``patience``, restoring the best weights.
-- **Checkpoints** (model, optimizers, generator states, position, history)
-  written atomically after every epoch to ``checkpoint_dir/last.npz``;
-  ``resume=True`` continues from there. Ctrl-C finishes the current step,
-  saves, and returns the history so far.
+- **Callbacks.** ``LearningRateSchedule`` (``lr_schedule``), ``EarlyStopping``
+  on "val/loss" (``patience``, restoring the best weights), ``ProgressBar``
+  (``progress``) and ``SaveCheckpoint`` (``checkpoint_dir``: model, optimizers,
+  random streams, position and history, written atomically after every epoch;
+  ``resume=True`` continues from there).
+- **Ctrl-C** finishes the current step, saves, and returns the history so far.
 - **Divergence.** A NaN or Inf loss stops training with an error naming the
   epoch and the step, before that step changes any weight; the last checkpoint
   (the last good state) is left as it was.
@@ -28,7 +30,7 @@ around the steps:
 import itertools
 import json
 import math
-import pathlib
+import numbers
 import signal
 import threading
 import warnings
@@ -36,6 +38,7 @@ import warnings
 import numpy
 
 from . import backend as backend_module
+from . import callbacks as callbacks_module
 from . import checkpoint, data, optim
 from . import functional as F
 from .autograd import Tensor
@@ -71,6 +74,8 @@ class History:
         stopped_early: True when ``patience`` ran out.
         interrupted: True when Ctrl-C ended training.
 
+    A History of zero epochs is valid: Ctrl-C in the first epoch returns one
+    (``len(history) == 0``, ``history.as_dict() == {}``, ``best_epoch`` None).
     ``history["train/loss"]`` also works; ``as_dict()`` gives a plain copy
     (what ``tinyae.plot.loss_curves`` draws).
     """
@@ -123,7 +128,48 @@ class History:
                 + (f", {', '.join(flags)}" if flags else "") + ")")
 
 
+class LossTotals:
+    """Example-weighted sums of loss components over batches: ``add`` each batch's means,
+    read the means over all examples with ``means()``. The loop and ``evaluate`` use it."""
+
+    def __init__(self, totals=None):
+        # component -> [sum of batch mean x batch size, examples]
+        self.totals = {name: list(total) for name, total in (totals or {}).items()}
+
+    def add(self, values, n):
+        for name, value in values.items():
+            total = self.totals.setdefault(name, [0.0, 0])
+            total[0] += value * n
+            total[1] += n
+
+    def means(self):
+        return {name: total / count for name, (total, count) in self.totals.items() if count}
+
+    def state_dict(self):
+        return {name: list(total) for name, total in self.totals.items()}
+
+
 # ---------------------------------------------------------------- checking the inputs
+def _integer(name, value, minimum, where="train"):
+    """``value`` as an int >= minimum; a bool, float, string or None is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an integer >= {minimum}, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{where}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _positive_number(name, value):
+    """``value`` as a finite float > 0 (a learning rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"train: {name} must be a number > 0, got {value!r} "
+                        f"({type(value).__name__})")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"train: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def _as_arrays(data_or_pair, labels, what):
     """(x, y): x a float array with a batch axis, y integer labels or None."""
     if isinstance(data_or_pair, (tuple, list)) and len(data_or_pair) == 2:
@@ -199,6 +245,93 @@ def _make_optimizers(model, optimizer, lr, betas, options):
     return model.make_optimizers(lambda params: factory(list(params), lr=lr, **options))
 
 
+def _check_values(model, x, what, finite):
+    """One min/max pass over all of ``x``: NaN/Inf (refused when ``finite``; in the
+    training data the step on that batch names it), and [0, 1] for a BCE model."""
+    xp = backend_module.get_array_module(x)
+    low, high = float(xp.min(x)), float(xp.max(x))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        if finite:
+            rows = ~xp.isfinite(x).reshape(len(x), -1).all(axis=1)
+            raise ValueError(f"train: {what} holds NaN or Inf values (first in example "
+                             f"{int(xp.argmax(rows))}), so its loss would be NaN every epoch; "
+                             "drop or fix those examples")
+        return
+    if getattr(model, "loss", None) == "bce" and (low < 0 or high > 1):
+        raise ValueError(f"train: {type(model).__name__} with loss='bce' needs data in [0, 1], "
+                         f"but {what} runs from {low:g} to {high:g}. Scale it (e.g. x / 255) "
+                         "or use loss='mse'.")
+
+
+def _check_before_training(trainer):
+    """Check the first batch's shape (and labels) against the model, then run the model
+    on two examples without changing it, so that a mismatch fails before any step."""
+    model, x, y = trainer.model, trainer.x, trainer.y
+    sets = [("the training data", x, y)]
+    if trainer.val is not None:
+        sets.append(("the validation data", *trainer.val))
+    for what, xs, ys in sets:
+        first = Tensor(backend_module.to_backend(xs[:min(trainer.batch_size, len(xs))]))
+        labels = None if ys is None else backend_module.to_backend(ys[:len(first)])
+        try:
+            model.check_batch(first, labels)
+        except ValueError as error:
+            raise ValueError(f"train: {what} does not fit the model: {error}") from None
+    two = Tensor(backend_module.to_backend(x[:2]))
+    labels = None if y is None else backend_module.to_backend(y[:2])
+    model.rng = numpy.random.default_rng([trainer.seed, DRY_RUN])
+    try:
+        values = model.validation_step((two, labels))
+    except ValueError as error:
+        raise ValueError(f"train: {type(model).__name__} cannot run on the data "
+                         f"(examples of shape {tuple(x.shape[1:])}): {error}") from error
+    finally:
+        model.rng = trainer.noise_rng
+    if trainer.patience is not None and "loss" not in values:
+        raise ValueError(f"train: early stopping watches the validation 'loss', but "
+                         f"{type(model).__name__} reports {sorted(values)}; leave "
+                         "patience=None for it")
+
+
+def _as_schedule(schedule, epochs):
+    """``lr_schedule`` as a ``tinyae.optim.LRSchedule`` (or None for a constant rate)."""
+    if schedule is None or isinstance(schedule, optim.LRSchedule):
+        return schedule
+    if schedule == "cosine":
+        return optim.CosineAnnealingLR(T_max=max(epochs, 1))
+    if callable(schedule):
+        return optim.LambdaLR(lr_lambda=schedule)
+    raise ValueError(f"train: lr_schedule must be None, one of {LR_SCHEDULES}, a schedule "
+                     "of tinyae.optim (e.g. optim.StepLR(step_size=10)) or a function "
+                     f"epoch -> factor on lr, got {schedule!r}")
+
+
+def _run_config(seed, batch_size, examples, optimizers, lr_schedule):
+    """What fixes a run's trajectory besides its start, which resuming checks: seed, batch
+    size, data size, each optimizer and its hyperparameters (the initial lr) and the
+    schedule. (``epochs`` may grow; "cosine" is recorded by name: its length follows epochs.)"""
+    config = {"seed": seed, "batch_size": batch_size, "examples": examples}
+    for name, opt in optimizers.items():
+        prefix = "" if list(optimizers) == ["model"] else f"{name} "
+        config[f"{prefix}optimizer"] = type(opt).__name__
+        groups = [{key: value for key, value in group.items() if key != "params"}
+                  for group in opt.param_groups]
+        for key in groups[0]:
+            values = [group.get(key) for group in groups]
+            config[prefix + key] = values[0] if len(values) == 1 else values
+    config["lr_schedule"] = lr_schedule
+    return config
+
+
+def _check_same_run(saved, mine, path):
+    different = [f"{key}={saved[key]!r} (now {mine[key]!r})" for key in mine
+                 if key in saved and saved[key] != mine[key]]
+    if different:
+        raise ValueError(f"train(resume): the checkpoint {path} was written by a run with "
+                         f"{', '.join(different)}. Resume with the run's settings, or start "
+                         "afresh without resuming.")
+
+
 def _generator_state(generator):
     return json.dumps(generator.bit_generator.state)
 
@@ -211,344 +344,210 @@ def _host_copy(state):
     return {name: backend_module.to_numpy(value).copy() for name, value in state.items()}
 
 
-def _sigint_handler_installable():
-    return threading.current_thread() is threading.main_thread()
+def _finite(value):
+    """A number, or an array whose values are all finite (integer arrays always are)."""
+    if isinstance(value, numbers.Real):
+        return math.isfinite(value)
+    xp = backend_module.get_array_module(value)
+    return value.dtype.kind != "f" or bool(xp.isfinite(value).all())
 
 
-# ---------------------------------------------------------------- the trainer
-def _lr_schedule(schedule, epochs):
-    """The factor on the initial learning rate as a function of the 0-based epoch.
-
-    None: 1 throughout. "cosine": 0.5 (1 + cos(pi epoch / epochs)), from 1 in the
-    first epoch down towards 0 in the last. A function epoch -> factor is used as it
-    is (``lambda epoch: 0.5 ** (epoch // 10)`` halves the rate every 10 epochs).
-    The factor depends on the epoch alone, so a resumed run gets the same rates.
-    """
-    if schedule is None:
-        return None
-    if schedule == "cosine":
-        return lambda epoch: 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
-    if callable(schedule):
-        return schedule
-    raise ValueError(f"train: lr_schedule must be None, one of {LR_SCHEDULES} or a function "
-                     f"epoch -> factor on lr, got {schedule!r}")
+def _call(callbacks, hook, *args):
+    """``callback.hook(*args)`` for every callback that has it; a plain function is an
+    on_epoch_end."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+        elif hook == "on_epoch_end" and callable(callback):
+            callback(*args)
 
 
+# ---------------------------------------------------------------- the loop
 class Trainer:
-    """The state of one training run; ``train`` builds one and calls ``fit``.
-
-    Callbacks receive it: ``trainer.model``, ``trainer.optimizers``,
-    ``trainer.history``; setting ``trainer.stop_training = True`` ends training
-    after the current epoch.
+    """The state of one training run: the loop, its position and its random streams.
+    ``train`` builds one and calls ``fit``; callbacks receive it (see ``tinyae.callbacks``).
     """
 
-    def __init__(self, model, x, y, *, epochs, batch_size, optimizers, val, patience,
-                 min_delta, callbacks, checkpoint_dir, resume, seed, progress,
-                 lr_schedule=None):
-        self.model, self.x, self.y = model, x, y
-        self.epochs, self.batch_size = int(epochs), int(batch_size)
-        self.optimizers = optimizers
-        self.lr_factor = _lr_schedule(lr_schedule, self.epochs)
-        # the rates the schedule scales: taken now, before a checkpoint's are loaded
-        self.initial_lrs = {name: [group["lr"] for group in opt.param_groups]
-                            for name, opt in optimizers.items()}
-        self.val = val
-        self.patience, self.min_delta = patience, float(min_delta)
+    def __init__(self, model, x, y, *, epochs, batch_size, optimizers, val, callbacks, seed,
+                 patience=None, config=None):
+        self.model, self.x, self.y, self.val = model, x, y, val
+        self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
+        self.optimizers, self.patience = optimizers, patience
         self.callbacks = list(callbacks)
-        self.checkpoint_dir = None if checkpoint_dir is None else pathlib.Path(checkpoint_dir)
-        self.resume, self.seed, self.progress = resume, int(seed), progress
         self.history = History()
         self.stop_training = False
-
-        # where we are: completed epochs, batches done in the current epoch, batches in all
+        # where we are: complete epochs, steps done in the current epoch, steps in all
         self.epochs_done, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.epoch_totals = {}                       # component -> [weighted sum, count]
-        self.epochs_without_improvement = 0
-        self.best_state = None
-        self.noise_rng = numpy.random.default_rng([self.seed, NOISE])
-        self.model.rng = self.noise_rng
-
-        n = len(x)
+        self.epoch_totals = LossTotals()
+        self.config = dict(config or {})  # what resuming checks (see _run_config)
         # batch norm cannot train on a batch of one example: drop such a last batch
-        self.drop_last = n > self.batch_size and n % self.batch_size == 1
-        self.batches_per_epoch = data.num_batches(n, self.batch_size, self.drop_last)
-        self._interrupt_requested = False
-        self._in_step = False
+        self.drop_last = len(x) > batch_size and len(x) % batch_size == 1
+        self.batches_per_epoch = data.num_batches(len(x), batch_size, self.drop_last)
+        self._interrupt_requested = self._in_step = False
+        # the random streams (a resumed run replaces their states with the checkpoint's)
+        self.noise_rng = numpy.random.default_rng([seed, NOISE])
+        self.model.rng = self.noise_rng
+        F.manual_seed(int(numpy.random.SeedSequence([seed, DROPOUT]).generate_state(1)[0]))
 
-    # --- random streams ----------------------------------------------------------
-    def _seed_dropout(self):
-        """Seed dropout's default generators (every backend) from (seed, DROPOUT)."""
-        F.manual_seed(int(numpy.random.SeedSequence([self.seed, DROPOUT]).generate_state(1)[0]))
-
-    def _epoch_batches(self, epoch_index):
-        order = numpy.random.default_rng([self.seed, SHUFFLE, epoch_index])
-        return data.batches(self.x, self.y, self.batch_size, shuffle=True, rng=order,
-                            drop_last=self.drop_last)
-
-    # --- checkpoints -----------------------------------------------------------------
     @property
     def checkpoint_path(self):
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+        """Where the ``SaveCheckpoint`` callback writes, or None."""
+        return next((callback.path for callback in self.callbacks
+                     if isinstance(callback, callbacks_module.SaveCheckpoint)), None)
 
+    def _stateful_callbacks(self):
+        return [(callback.checkpoint_key, callback) for callback in self.callbacks
+                if hasattr(callback, "checkpoint_key")]
+
+    # --- what a checkpoint holds ------------------------------------------------------
     def state_dict(self):
-        return {
+        state = {
             "model_class": type(self.model).__name__,
             "model": _host_copy(self.model.state_dict()),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "rng": {"noise": _generator_state(self.noise_rng),
-                    "dropout": _generator_state(F.default_generator(numpy))},
+                    "dropout": F.dropout_stream_state()},
             "position": {"epochs_done": self.epochs_done, "step_in_epoch": self.step_in_epoch,
                          "global_step": self.global_step},
-            "epoch_totals": {name: list(total) for name, total in self.epoch_totals.items()},
+            "epoch_totals": self.epoch_totals.state_dict(),
             "history": self.history.state_dict(),
-            "early_stopping": {"epochs_without_improvement": self.epochs_without_improvement,
-                               "best_model": self.best_state},
-            "config": {"seed": self.seed, "batch_size": self.batch_size, "examples": len(self.x)},
+            "config": dict(self.config),
         }
+        state.update({key: callback.state_dict() for key, callback in self._stateful_callbacks()})
+        return state
 
-    def save_checkpoint(self):
-        if self.checkpoint_path is None:
-            return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.save(self.state_dict(), self.checkpoint_path)
-
-    def load_checkpoint(self, path):
-        state = checkpoint.load(path)
-        config = state["config"]
-        mine = {"seed": self.seed, "batch_size": self.batch_size, "examples": len(self.x)}
-        different = [f"{key}={config[key]} (now {mine[key]})" for key in mine
-                     if config[key] != mine[key]]
-        if different:
-            raise ValueError(f"train(resume=True): the checkpoint {path} was written by a run "
-                             f"with {', '.join(different)}. Resume with the same seed, "
-                             "batch_size and data, or pass resume=False to start afresh.")
+    def load_state_dict(self, state, path="the checkpoint"):
+        """Continue from ``state_dict()``'s result, after checking it is this run's."""
+        _check_same_run(state["config"], self.config, path)
+        if not isinstance(state["rng"]["dropout"], dict):
+            raise ValueError(f"train(resume): the checkpoint {path} was written by an older "
+                             "tinyae, whose dropout stream cannot be continued; start afresh")
         if state["model_class"] != type(self.model).__name__:
-            raise ValueError(f"train(resume=True): the checkpoint {path} holds a "
+            raise ValueError(f"train(resume): the checkpoint {path} holds a "
                              f"{state['model_class']}, not a {type(self.model).__name__}")
         self.model.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         _set_generator_state(self.noise_rng, state["rng"]["noise"])
-        _set_generator_state(F.default_generator(numpy), state["rng"]["dropout"])
+        F.set_dropout_stream_state(state["rng"]["dropout"])
         position = state["position"]
         self.epochs_done = position["epochs_done"]
         self.step_in_epoch = position["step_in_epoch"]
         self.global_step = position["global_step"]
-        self.epoch_totals = {name: list(total) for name, total in state["epoch_totals"].items()}
+        self.epoch_totals = LossTotals(state["epoch_totals"])
         self.history.load_state_dict(state["history"])
         self.history.interrupted = False
-        early = state["early_stopping"]
-        self.epochs_without_improvement = early["epochs_without_improvement"]
-        self.best_state = early["best_model"]
-
-    # --- checks before the first step ------------------------------------------------------
-    def dry_run(self):
-        """Check the first batch's shape (and labels) against the model, then run the model
-        on two examples without changing it, so that a mismatch fails before any step."""
-        sets = [("the training data", self.x, self.y)]
-        if self.val is not None:
-            sets.append(("the validation data", *self.val))
-        for what, x, y in sets:
-            first = Tensor(backend_module.to_backend(x[:min(self.batch_size, len(x))]))
-            labels = None if y is None else backend_module.to_backend(y[:len(first)])
-            try:
-                self.model.check_batch(first, labels)
-            except ValueError as error:
-                raise ValueError(f"train: {what} does not fit the model: {error}") from None
-        two = Tensor(backend_module.to_backend(self.x[:2]))
-        labels = None if self.y is None else backend_module.to_backend(self.y[:2])
-        self.model.rng = numpy.random.default_rng([self.seed, DRY_RUN])
-        try:
-            values = self.model.validation_step((two, labels))
-        except ValueError as error:
-            raise ValueError(f"train: {type(self.model).__name__} cannot run on the data "
-                             f"(examples of shape {tuple(self.x.shape[1:])}): {error}") from error
-        finally:
-            self.model.rng = self.noise_rng
-        if self.patience is not None and "loss" not in values:
-            raise ValueError(f"train: early stopping watches the validation 'loss', but "
-                             f"{type(self.model).__name__} reports {sorted(values)}; leave "
-                             "patience=None for it")
+        self.stop_training = self.history.stopped_early  # a finished run: nothing left to do
+        for key, callback in self._stateful_callbacks():
+            if key in state:  # e.g. a run without val_data has no early-stopping state
+                callback.load_state_dict(state[key])
 
     # --- one epoch ----------------------------------------------------------------------
-    def _accumulate(self, values, n):
-        for name, value in values.items():
-            total = self.epoch_totals.setdefault(name, [0.0, 0])
-            total[0] += value * n
-            total[1] += n
+    def train_epoch(self, epoch_index):
+        """Run the rest of epoch ``epoch_index`` (0-based); False when Ctrl-C stopped it."""
+        self.model.train()
+        order = numpy.random.default_rng([self.seed, SHUFFLE, epoch_index])
+        batches = data.batches(self.x, self.y, self.batch_size, shuffle=True, rng=order,
+                               drop_last=self.drop_last)
+        for batch in itertools.islice(batches, self.step_in_epoch, None):
+            if self._interrupt_requested:
+                return False
+            x, y = batch if isinstance(batch, tuple) else (batch, None)
+            batch = (Tensor(x), y)
+            self._in_step = True
+            try:
+                values = self.model.training_step(batch, self.optimizers, step=self.global_step)
+            except NonFiniteLossError as error:
+                raise self._diverged(error, epoch_index + 1, batch) from None
+            self.epoch_totals.add(values, batch[0].shape[0])
+            self.step_in_epoch += 1
+            self.global_step += 1
+            self._in_step = False   # the step and its bookkeeping are complete
+            _call(self.callbacks, "on_step_end", self, values)
+        return not self._interrupt_requested
 
-    def _means(self, totals):
-        return {name: total / count for name, (total, count) in totals.items() if count}
+    def end_epoch(self, epoch_index):
+        """Check the weights, validate, record the epoch, and call on_epoch_end."""
+        epoch = epoch_index + 1
+        self._check_finite(epoch, self.model.state_dict(), "the weight")
+        val_values = None
+        if self.val is not None:
+            rng = numpy.random.default_rng([self.seed, VALIDATION, epoch_index])
+            val_values = evaluate(self.model, self.val, batch_size=self.batch_size, rng=rng)
+            self._check_finite(epoch, val_values, "the validation loss")
+        self.history.record(epoch, self.epoch_totals.means(), val_values)
+        self.epochs_done, self.step_in_epoch, self.epoch_totals = epoch, 0, LossTotals()
+        _call(self.callbacks, "on_epoch_end", self, epoch, self.history)
+
+    # --- divergence -----------------------------------------------------------------------
+    def _kept_checkpoint(self):
+        path = self.checkpoint_path
+        return (f" The last good checkpoint is kept at {path} (after {self.epochs_done} "
+                "complete epochs)." if path is not None and path.exists() else "")
 
     def _diverged(self, error, epoch, batch):
         where = f"epoch {epoch}, step {self.step_in_epoch + 1} of {self.batches_per_epoch}"
         hint = ""
         if not bool(numpy.isfinite(backend_module.to_numpy(batch[0].data)).all()):
             hint = " The batch itself holds NaN or Inf values: check the data."
-        kept = (f" The last good checkpoint is kept at {self.checkpoint_path} "
-                f"(after {self.epochs_done} complete epochs)."
-                if self.checkpoint_path is not None and self.checkpoint_path.exists() else "")
         lr = [group["lr"] for opt in self.optimizers.values() for group in opt.param_groups]
         return TrainingDivergedError(
             f"training diverged at {where}: {error}, so training stopped before that step "
-            f"changed any weight.{hint}{kept} Try a smaller learning rate (lr={lr[0]:g} now), "
-            "or check the data for NaN/Inf.", epoch, self.step_in_epoch + 1)
+            f"changed any weight.{hint}{self._kept_checkpoint()} Try a smaller learning rate "
+            f"(lr={lr[0]:g} now), or check the data for NaN/Inf.", epoch, self.step_in_epoch + 1)
 
-    def set_learning_rates(self, epoch_index):
-        """lr = initial lr x the schedule's factor for this epoch, in every group."""
-        if self.lr_factor is None:
-            return
-        factor = float(self.lr_factor(epoch_index))
-        if not (math.isfinite(factor) and factor >= 0):
-            raise ValueError(f"train: lr_schedule gave the factor {factor!r} for epoch "
-                             f"{epoch_index}; it must be a finite number >= 0")
-        for name, opt in self.optimizers.items():
-            for group, initial in zip(opt.param_groups, self.initial_lrs[name]):
-                group["lr"] = initial * factor
-
-    def train_epoch(self, epoch_index):
-        """Run the rest of epoch ``epoch_index`` (0-based); False when interrupted."""
-        epoch = epoch_index + 1
-        self.set_learning_rates(epoch_index)
-        self.model.train()
-        batches = itertools.islice(self._epoch_batches(epoch_index), self.step_in_epoch, None)
-        bar = _progress_bar(self.progress, self.batches_per_epoch, self.step_in_epoch,
-                            f"epoch {epoch}/{self.epochs}")
-        try:
-            for batch in batches:
-                if self._interrupt_requested:
-                    return False
-                if isinstance(batch, tuple):
-                    batch = (Tensor(batch[0]), batch[1])
-                else:
-                    batch = (Tensor(batch), None)
-                self._in_step = True
-                try:
-                    values = self.model.training_step(batch, self.optimizers,
-                                                      step=self.global_step)
-                except NonFiniteLossError as error:
-                    raise self._diverged(error, epoch, batch) from None
-                self._accumulate(values, batch[0].shape[0])
-                self.step_in_epoch += 1
-                self.global_step += 1
-                self._in_step = False   # the step and its bookkeeping are complete
-                if bar is not None:
-                    bar.set_postfix(_rounded(self._means(self.epoch_totals)), refresh=False)
-                    bar.update()
-            return not self._interrupt_requested
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def validate(self, epoch_index):
-        """Mean loss components over the validation data (eval mode, no graph)."""
-        x, y = self.val
-        rng = numpy.random.default_rng([self.seed, VALIDATION, epoch_index])
-        return evaluate(self.model, x, y, batch_size=self.batch_size, rng=rng)
-
-    def _check_weights_finite(self, epoch):
-        for name, value in self.model.state_dict().items():
-            xp = backend_module.get_array_module(value)
-            if value.dtype.kind == "f" and not bool(xp.isfinite(value).all()):
+    def _check_finite(self, epoch, values, what):
+        """After the epoch's last step: every float weight (or validation loss) is finite."""
+        for name, value in values.items():
+            if not _finite(value):
                 raise TrainingDivergedError(
                     f"training diverged in epoch {epoch}: after its last step "
-                    f"({self.batches_per_epoch}) the weight {name!r} holds NaN or Inf. The "
-                    "epoch's checkpoint was not written"
-                    + (f"; the last good one is kept at {self.checkpoint_path}"
-                       if self.checkpoint_path is not None and self.checkpoint_path.exists()
-                       else "") + ". Try a smaller learning rate.", epoch,
-                    self.batches_per_epoch)
+                    f"({self.batches_per_epoch}) {what} {name!r} is NaN or Inf, so the epoch's "
+                    f"checkpoint was not written.{self._kept_checkpoint()} Try a smaller "
+                    "learning rate.", epoch, self.batches_per_epoch)
 
-    def end_epoch(self, epoch_index):
-        """Means, validation, early stopping, callbacks and the checkpoint of one epoch."""
-        epoch = epoch_index + 1
-        self._check_weights_finite(epoch)
-        train_values = self._means(self.epoch_totals)
-        val_values = self.validate(epoch_index) if self.val is not None else None
-        self.history.record(epoch, train_values, val_values)
-        self.epochs_done, self.step_in_epoch, self.epoch_totals = epoch, 0, {}
-        if val_values is not None and "loss" in val_values:
-            self._early_stopping(epoch, val_values["loss"])
-        if self.progress:
-            _print_epoch(epoch, self.epochs, train_values, val_values)
-        for callback in self.callbacks:
-            _call(callback, "on_epoch_end", self, epoch, self.history)
-        self.save_checkpoint()
-
-    def _early_stopping(self, epoch, value):
-        history = self.history
-        if history.best_value is None or value < history.best_value - self.min_delta:
-            history.best_epoch, history.best_value = epoch, float(value)
-            self.epochs_without_improvement = 0
-            if self.patience is not None:
-                self.best_state = _host_copy(self.model.state_dict())
-        else:
-            self.epochs_without_improvement += 1
-            if self.patience is not None and self.epochs_without_improvement >= self.patience:
-                history.stopped_early = True
-                self.stop_training = True
-
-    # --- the whole run --------------------------------------------------------------------
+    # --- the whole run, and Ctrl-C ----------------------------------------------------------
     def fit(self):
-        resumed = False
-        if self.resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self.load_checkpoint(self.checkpoint_path)
-            resumed = True
-        if not resumed:
-            self._seed_dropout()
-        self.dry_run()
-        if self.history.stopped_early:  # a finished early-stopped run: nothing left to do
-            self._restore_best()
-            return self.history
-        for callback in self.callbacks:
-            _call(callback, "on_train_begin", self)
-
+        _call(self.callbacks, "on_train_begin", self)
         previous_handler = self._install_sigint_handler()
         try:
-            for epoch_index in range(self.epochs_done, self.epochs):
-                finished = self.train_epoch(epoch_index)
-                if not finished:
+            while self.epochs_done < self.epochs and not self.stop_training:
+                epoch_index = self.epochs_done
+                _call(self.callbacks, "on_epoch_begin", self, epoch_index + 1)
+                if not self.train_epoch(epoch_index):
                     self._interrupted()
                     break
                 self.end_epoch(epoch_index)
                 if self._interrupt_requested:
                     self._interrupted()
                     break
-                if self.stop_training:
-                    break
         except KeyboardInterrupt:
             self._interrupted(consistent=not self._in_step)
         finally:
-            self._restore_sigint_handler(previous_handler)
-        self._restore_best()
-        for callback in self.callbacks:
-            _call(callback, "on_train_end", self, self.history)
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        _call(self.callbacks, "on_train_end", self, self.history)
         return self.history
-
-    def _restore_best(self):
-        history = self.history
-        if (self.patience is not None and self.best_state is not None
-                and history.best_epoch is not None and history.best_epoch != self.epochs_done):
-            self.model.load_state_dict(self.best_state)
 
     def _interrupted(self, consistent=True):
         """Ctrl-C: save where we are (if no step was cut in half) and stop."""
         self.history.interrupted = True
+        path = self.checkpoint_path
         if consistent:
-            self.save_checkpoint()
-            where = (f"; checkpoint saved to {self.checkpoint_path}, continue with resume=True"
-                     if self.checkpoint_path is not None else "")
+            _call(self.callbacks, "on_interrupt", self)
+            where = (f"; checkpoint saved to {path}, from where a resumed run continues"
+                     if path is not None else "")
         else:
-            where = ("; a step was cut in half, so no checkpoint was written" +
-                     (f" (the last one, {self.checkpoint_path}, is kept)"
-                      if self.checkpoint_path is not None else ""))
+            where = ("; a step was cut in half, so no checkpoint was written"
+                     + (f" (the last one, {path}, is kept)" if path is not None else ""))
         warnings.warn(f"training interrupted in epoch {self.epochs_done + 1} after "
                       f"{self.step_in_epoch} of {self.batches_per_epoch} steps{where}",
                       stacklevel=4)
 
     def _install_sigint_handler(self):
         """Ctrl-C once: finish the current step, then stop and save. Twice: stop at once."""
-        if not _sigint_handler_installable():
+        if threading.current_thread() is not threading.main_thread():
             return None
 
         def request_stop(signum, frame):
@@ -557,37 +556,6 @@ class Trainer:
             self._interrupt_requested = True
 
         return signal.signal(signal.SIGINT, request_stop)
-
-    def _restore_sigint_handler(self, previous):
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _call(callback, hook, *args):
-    """Call ``callback.hook(*args)`` if it has one; a plain function is an on_epoch_end."""
-    method = getattr(callback, hook, None)
-    if method is not None:
-        method(*args)
-    elif hook == "on_epoch_end" and callable(callback):
-        callback(*args)
-
-
-def _rounded(values):
-    return {name: f"{value:.4g}" for name, value in values.items()}
-
-
-def _progress_bar(enabled, total, initial, description):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, desc=description, leave=False)
-
-
-def _print_epoch(epoch, epochs, train_values, val_values):
-    from tqdm.auto import tqdm
-    parts = [f"{name} {value:.4g}" for name, value in train_values.items()]
-    parts += [f"val {name} {value:.4g}" for name, value in (val_values or {}).items()]
-    tqdm.write(f"epoch {epoch}/{epochs}: " + ", ".join(parts))
 
 
 # ---------------------------------------------------------------- public functions
@@ -602,22 +570,20 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
         tinyae.evaluate(model, x_test)     # {'loss': 101.2, 'recon': 96.0, 'kl': 5.2}
     """
     x, y = _as_arrays(data, labels, "the data")
+    batch_size = _integer("batch_size", batch_size, 1, where="evaluate")
     where = _model_backend(model)
     previous_rng = getattr(model, "rng", None)
     model.rng = rng if isinstance(rng, numpy.random.Generator) else numpy.random.default_rng(rng)
-    totals = {}
+    totals = LossTotals()
     try:
-        for start in range(0, len(x), int(batch_size)):
+        for start in range(0, len(x), batch_size):
             xb = Tensor(backend_module.to_backend(x[start:start + batch_size], where))
             yb = None if y is None else backend_module.to_backend(y[start:start + batch_size],
                                                                   where)
-            for name, value in model.validation_step((xb, yb)).items():
-                total = totals.setdefault(name, [0.0, 0])
-                total[0] += value * xb.shape[0]
-                total[1] += xb.shape[0]
+            totals.add(model.validation_step((xb, yb)), xb.shape[0])
     finally:
         model.rng = previous_rng
-    return {name: total / count for name, (total, count) in totals.items()}
+    return totals.means()
 
 
 def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, betas=None,
@@ -632,33 +598,40 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         data: the training images x (N, ...) as a float array, or a pair (x, y)
             with integer labels y (needed by label-conditioned models; ``labels=y``
             does the same). Data stays where it is; each batch is moved to the backend.
-        epochs: the total number of epochs (a resumed run continues up to it).
-        batch_size: examples per step (a last batch of a single example is dropped,
-            since batch norm cannot train on one).
+        epochs: the total number of epochs, an integer (a resumed run continues up to it).
+        batch_size: examples per step, an integer (a last batch of a single example is
+            dropped, since batch norm cannot train on one).
         optimizer: "adam", "sgd" or "rmsprop" (one per network the model trains:
             a GAN gets two), an optimizer class, a ready optimizer, or a dict
-            name -> optimizer. ``lr``, ``betas`` (Adam, e.g. (0.5, 0.999) for GANs)
-            and ``optimizer_options`` (e.g. {"momentum": 0.9}) configure it.
+            name -> optimizer. ``lr`` (finite, > 0), ``betas`` (Adam, e.g. (0.5, 0.999)
+            for GANs) and ``optimizer_options`` (e.g. {"momentum": 0.9}) configure it.
         lr_schedule: None (a constant rate), "cosine" (from ``lr`` down towards 0
-            over ``epochs``, set at the start of each epoch), or a function
-            epoch (0-based) -> factor on ``lr``, e.g. ``lambda e: 0.5 ** (e // 10)``.
-        val_data, val_labels: validation data, evaluated after every epoch ("val/...").
+            over ``epochs``), a schedule of ``tinyae.optim`` (``StepLR(step_size=10,
+            gamma=0.5)``, ``CosineAnnealingLR(T_max=...)``, ``LambdaLR(lr_lambda=...)``)
+            or a function epoch (0-based) -> factor on ``lr``, e.g.
+            ``lambda e: 0.5 ** (e // 10)``. Rates are set at the start of each epoch.
+        val_data, val_labels: validation data, evaluated after every epoch ("val/..."),
+            refused if it holds NaN or Inf.
         patience: stop when "val/loss" has not improved by ``min_delta`` for this
             many epochs, and restore the weights of the best epoch.
-        callbacks: objects with ``on_epoch_end(trainer, epoch, history)`` (and
-            optionally ``on_train_begin(trainer)``, ``on_train_end(trainer,
-            history)``), or plain functions called as on_epoch_end; see
-            ``tinyae.callbacks`` (SaveSamples, SaveReconstructions).
-        checkpoint_dir: write ``last.npz`` there after every epoch (and on Ctrl-C).
-        resume: continue from ``checkpoint_dir/last.npz`` if it exists.
+        callbacks: objects with any of the hooks of ``tinyae.callbacks`` (e.g.
+            ``on_epoch_end(trainer, epoch, history)``), or plain functions called as
+            on_epoch_end; see ``tinyae.callbacks`` (SaveSamples, SaveReconstructions).
+        checkpoint_dir: write ``last.npz`` there after every epoch (and on Ctrl-C);
+            checked for writing before the first step.
+        resume: continue from ``checkpoint_dir/last.npz`` if it exists. The run's
+            seed, batch size, data size, optimizer and its hyperparameters (lr, betas,
+            ...) and lr_schedule must be the checkpoint's; ``epochs`` may grow.
         seed: seeds batch order, the model's noise and dropout.
         progress: show a tqdm progress bar with the running loss, and a line per epoch.
         backend: "numpy" or "cupy": move the model there (``model.to``) and train
             there. Default: where the model's parameters are.
 
-    Returns the ``History``. Raises ValueError before the first step when the
-    data's shape does not fit the model, the data is empty or labels are
-    missing; ``TrainingDivergedError`` when a loss becomes NaN or Inf.
+    Returns the ``History`` (of zero epochs if Ctrl-C came in the first one). Raises
+    TypeError or ValueError before the first step when an argument is not what it
+    should be, the data's shape does not fit the model, the data is empty, out of a
+    BCE model's [0, 1] or labels are missing; ``TrainingDivergedError`` when a loss
+    becomes NaN or Inf.
 
     Example::
 
@@ -667,24 +640,45 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
                                val_data=x_val, patience=3, checkpoint_dir="runs/vae")
         history.history["val/loss"]
     """
-    if int(epochs) < 0:
-        raise ValueError(f"train: epochs must be >= 0, got {epochs}")
-    if int(batch_size) < 1:
-        raise ValueError(f"train: batch_size must be at least 1, got {batch_size}")
-    if patience is not None and val_data is None:
-        raise ValueError("train: patience (early stopping) watches the validation loss: "
-                         "give val_data as well")
+    epochs = _integer("epochs", epochs, 0)
+    batch_size = _integer("batch_size", batch_size, 1)
+    seed = _integer("seed", seed, 0)
+    lr = _positive_number("lr", lr)
+    if patience is not None:
+        patience = _integer("patience", patience, 0)
+        if val_data is None:
+            raise ValueError("train: patience (early stopping) watches the validation loss: "
+                             "give val_data as well")
     if resume and checkpoint_dir is None:
         raise ValueError("train: resume=True needs the checkpoint_dir to resume from")
+    schedule = _as_schedule(lr_schedule, epochs)
     x, y = _as_arrays(data, labels, "the training data")
-    val = None if val_data is None else _as_arrays(val_data, val_labels, "the validation data")
+    _check_values(model, x, "the training data", finite=False)
+    val = None
+    if val_data is not None:
+        val = _as_arrays(val_data, val_labels, "the validation data")
+        _check_values(model, val[0], "the validation data", finite=True)
     name = backend or _model_backend(model)
     with backend_module.using_backend(name):
         model.to(name)
         optimizers = _make_optimizers(model, optimizer, lr, betas, optimizer_options)
+        before, after = [], []            # train's own callbacks, around the caller's
+        if schedule is not None:
+            before.append(callbacks_module.LearningRateSchedule(schedule, optimizers))
+        if val is not None:
+            before.append(callbacks_module.EarlyStopping(patience, min_delta))
+        if progress:
+            before.append(callbacks_module.ProgressBar())
+        if checkpoint_dir is not None:
+            after.append(callbacks_module.SaveCheckpoint(checkpoint_dir, CHECKPOINT_NAME))
+        config = _run_config(seed, batch_size, len(x), optimizers,
+                             lr_schedule if isinstance(lr_schedule, str) or schedule is None
+                             else repr(schedule))
         trainer = Trainer(model, x, y, epochs=epochs, batch_size=batch_size,
-                          optimizers=optimizers, val=val, patience=patience,
-                          min_delta=min_delta, callbacks=callbacks,
-                          checkpoint_dir=checkpoint_dir, resume=resume, seed=seed,
-                          progress=progress, lr_schedule=lr_schedule)
+                          optimizers=optimizers, val=val, patience=patience, seed=seed,
+                          callbacks=before + list(callbacks) + after, config=config)
+        path = trainer.checkpoint_path
+        if resume and path.exists():
+            trainer.load_state_dict(checkpoint.load(path), path)
+        _check_before_training(trainer)
         return trainer.fit()
