@@ -16,7 +16,10 @@ Switching::
 
 Host-side bookkeeping (file formats, shapes, metrics on NumPy arrays) may use
 NumPy directly; this module is the one place that knows which module holds the
-tensor data.
+tensor data. It also holds the two helpers every other module shares: the
+host copy of values (``to_numpy``) and the seed-to-Generator rule
+(``as_generator``). tests/test_backend.py checks that the rest of the package
+keeps to this.
 """
 import contextlib
 import os
@@ -121,11 +124,32 @@ def get_array_module(*arrays):
     return numpy
 
 
-def to_numpy(array):
-    """A host NumPy array holding ``array``'s values (a copy only when on the GPU)."""
-    if backend_of(array) == "cupy":
-        return array.get()
-    return numpy.asarray(array)
+def to_numpy(values, copy=False):
+    """A host NumPy array holding ``values``: a NumPy or CuPy array, a Tensor, or a list.
+
+    The result is a copy when the values were on the GPU or ``copy=True``;
+    otherwise it may share memory with a NumPy array that was passed in.
+    """
+    from .autograd import Tensor  # here, not at the top: autograd imports this module
+    if isinstance(values, Tensor):
+        values = values.data
+    if backend_of(values) == "cupy":
+        return values.get()
+    return numpy.array(values, copy=True) if copy else numpy.asarray(values)
+
+
+def as_generator(rng=None, default=None):
+    """A host NumPy Generator from ``rng``: a Generator (used as it is), an int seed or a
+    sequence of ints (a new Generator), or None (``default``, or fresh entropy when
+    there is no default).
+
+    Random draws happen on the host, so one seed gives the same numbers on NumPy and CuPy.
+    """
+    if rng is None and default is not None:
+        return default
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    return numpy.random.default_rng(rng)
 
 
 def to_backend(array, name=None):

@@ -17,8 +17,8 @@ import math
 
 from .. import losses, nn
 from ..autograd import no_grad
-from .autoencoder import (TrainableModel, as_generator, check_finite, evaluating,
-                          scalar_values, standard_normal)
+from .base import (TrainableModel, as_generator, check_finite_losses, evaluating, scalar_values,
+                   standard_normal)
 
 
 class GAN(TrainableModel):
@@ -122,7 +122,7 @@ class GAN(TrainableModel):
         d_optimizer.zero_grad()
         d_loss = self.discriminator_loss(real)
         values = scalar_values({"d": d_loss})
-        check_finite(values)
+        check_finite_losses(values)
         d_loss.backward()
         d_optimizer.step()
 
@@ -130,7 +130,7 @@ class GAN(TrainableModel):
             g_optimizer.zero_grad()
             g_loss = self.generator_loss(real.shape[0], real)
             g_value = scalar_values({"g": g_loss})
-            check_finite(g_value)
+            check_finite_losses(g_value)
             g_loss.backward()   # also fills D's gradients; D's next zero_grad drops them
             g_optimizer.step()
             values.update(g_value)

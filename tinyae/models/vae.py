@@ -19,9 +19,10 @@ import numpy
 from .. import backend, data, losses, nn
 from ..autograd import Tensor
 from ..ops import concatenate, exp
-from .autoencoder import (Autoencoder, _image_shape, as_generator, check_loss_name,
-                          conv_decoder_stack, conv_encoder_stack, evaluating, image_shape_of,
-                          mlp_layers, reconstruction_loss, standard_normal)
+from .autoencoder import Autoencoder
+from .base import (as_generator, check_loss_name, evaluating, image_shape_of,
+                   reconstruction_loss, standard_normal)
+from .builders import conv_decoder_stack, conv_encoder_stack, conv_image_shape, mlp_layers
 
 VAE_LOSSES = ("bce", "mse")
 
@@ -366,7 +367,7 @@ def conv_vae(input_shape=(1, 28, 28), channels=(32, 64, 64, 64), latent_dim=2, k
 
         model = conv_vae((3, 64, 64), channels=(32, 64, 64, 64), latent_dim=200)
     """
-    shape = _image_shape(input_shape)
+    shape = conv_image_shape(input_shape)
     encoder, feature_dim, sizes = conv_encoder_stack(shape, channels, kernel_size)
     decoder = conv_decoder_stack(latent_dim, shape, list(channels), sizes, kernel_size,
                                  out_activation="sigmoid" if loss == "bce" else None)

@@ -18,11 +18,12 @@ PyTorch, so names follow the attribute path::
 PyTorch, so weights move both ways (``{k: v.numpy() for k, v in torch_sd.items()}``).
 """
 import collections
+import contextlib
 
 import numpy
 
 from .. import backend
-from ..autograd import Parameter, Tensor
+from ..autograd import Parameter, Tensor, no_grad
 
 LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
 
@@ -256,6 +257,25 @@ class Module:
                 text += _annotation(child)
             lines.append(f"  ({name}): {text}")
         return "\n".join(lines) + "\n)" + _annotation(self, total=True)
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """Eval mode and no graph inside the block (evaluation, sampling, embedding); the
+    model's previous mode afterwards. Yields the model.
+
+    Example::
+
+        with nn.evaluating(model):
+            codes = model.encode(x)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 def _annotation(module, total=False):
