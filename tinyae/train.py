@@ -36,7 +36,7 @@ import warnings
 import numpy
 
 from . import backend as backend_module
-from . import checkpoint, data, optim
+from . import checkpoint, data, optim, runtime
 from . import functional as F
 from .autograd import Tensor
 from .models.autoencoder import NonFiniteLossError
@@ -208,7 +208,7 @@ def _set_generator_state(generator, text):
 
 
 def _host_copy(state):
-    return {name: backend_module.to_numpy(value).copy() for name, value in state.items()}
+    return {name: backend_module.to_numpy(value, copy=True) for name, value in state.items()}
 
 
 def _sigint_handler_installable():
@@ -490,6 +490,7 @@ class Trainer:
 
     # --- the whole run --------------------------------------------------------------------
     def fit(self):
+        runtime.tune_malloc()  # once per process, before the first step allocates (runtime.py)
         resumed = False
         if self.resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(self.checkpoint_path)
@@ -604,7 +605,7 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
     x, y = _as_arrays(data, labels, "the data")
     where = _model_backend(model)
     previous_rng = getattr(model, "rng", None)
-    model.rng = rng if isinstance(rng, numpy.random.Generator) else numpy.random.default_rng(rng)
+    model.rng = backend_module.as_generator(rng)
     totals = {}
     try:
         for start in range(0, len(x), int(batch_size)):
