@@ -23,6 +23,7 @@ keeps to this.
 """
 import contextlib
 import os
+import warnings
 
 import numpy
 
@@ -44,18 +45,17 @@ def _load_cupy():
         raise BackendError(
             "backend 'cupy' asked for, but CuPy is not installed "
             f"({exc}). Install the gpu extra: pip install 'tinyae[gpu]' "
-            "(CUDA 12) or pip install cupy-cuda13x (CUDA 13). "
-            "The numpy backend stays active.") from None
+            "(CUDA 12) or pip install cupy-cuda13x (CUDA 13).") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when no driver is present
         raise BackendError(
             "backend 'cupy' asked for: CuPy is installed but no CUDA device is "
-            f"usable ({exc}). The numpy backend stays active.") from None
+            f"usable ({exc}).") from None
     if count < 1:
         raise BackendError(
             "backend 'cupy' asked for: CuPy is installed but no CUDA device is "
-            "present. The numpy backend stays active.")
+            "present.")
     return cupy
 
 
@@ -69,7 +69,11 @@ def cupy_available():
 
 
 def set_backend(name):
-    """Make ``name`` ("numpy" or "cupy") the backend for new tensors and parameters."""
+    """Make ``name`` ("numpy" or "cupy") the backend for new tensors and parameters.
+
+    Raises BackendError (and leaves the active backend as it was) when CuPy or a
+    CUDA device is missing.
+    """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     xp = numpy if name == "numpy" else _load_cupy()
@@ -171,9 +175,16 @@ def scatter_add(target, index, values):
 
 
 def _init_from_environment():
+    """Honour ``TINYAE_BACKEND``; when it cannot be honoured, warn and stay on numpy, so
+    that ``import tinyae`` (and ``tinyae --help``) still work."""
     name = os.environ.get("TINYAE_BACKEND", "").strip().lower()
-    if name:
+    if not name:
+        return
+    try:
         set_backend(name)
+    except (BackendError, ValueError) as exc:
+        warnings.warn(f"TINYAE_BACKEND={name} could not be honoured, so the numpy backend "
+                      f"is active: {exc}", RuntimeWarning, stacklevel=2)
 
 
 _init_from_environment()

@@ -14,8 +14,6 @@ label (generate a requested digit) or the visible part of an image (inpainting).
 """
 import math
 
-import numpy
-
 from .. import backend, data, losses, nn
 from ..autograd import Tensor
 from ..ops import concatenate, exp
@@ -192,8 +190,7 @@ class ConditionalVAE(VAE):
     def label_condition(self, labels, like):
         """One-hot rows (N, n_classes) for integer ``labels``, on ``like``'s backend."""
         labels = labels.data if isinstance(labels, Tensor) else labels
-        labels = backend.to_backend(numpy.asarray(labels) if numpy.isscalar(labels) else labels,
-                                    like.backend)
+        labels = backend.to_backend(labels, like.backend)  # an int, a list or an array
         if labels.ndim != 1:
             labels = labels.reshape(-1)
         return Tensor(data.one_hot(labels, self.n_classes, dtype=like.dtype))
@@ -260,14 +257,15 @@ class ConditionalVAE(VAE):
         rng = as_generator(rng, self.rng)
         like = next(iter(self.parameters()))
         with evaluating(self):
+            xp = backend.get_array_module(like.data)
             if self.condition == "label":
                 if label is None:
-                    labels = numpy.arange(n) % self.n_classes
+                    labels = xp.arange(n) % self.n_classes
                 else:
-                    labels = numpy.broadcast_to(numpy.asarray(label, dtype=numpy.int64), (n,))
-                condition = self.label_condition(numpy.ascontiguousarray(labels), like)
+                    labels = xp.full((n,), 0, dtype="int64") + backend.to_backend(
+                        label, like.backend).astype("int64")
+                condition = self.label_condition(labels, like)
             else:
-                xp = backend.get_array_module(like.data)
                 condition = Tensor(xp.zeros((n, self.condition_dim), dtype=like.dtype))
             z = standard_normal(rng, (n, self.latent_dim), like)
             return self._decode(z, condition)

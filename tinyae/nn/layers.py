@@ -80,17 +80,12 @@ class Dense(Module):
         self.weight = _uniform_parameter((self.out_features, self.in_features), bound, dtype)
         self.bias = _uniform_parameter((self.out_features,), bound, dtype) if bias else None
 
-    def forward(self, x, activation=None):
-        """``activation``: an activation layer applied in the same fused pass (Sequential
-        passes the layer that follows this one); None for a plain affine map."""
+    def forward(self, x, activation="identity", negative_slope=0.01):
+        """``activation``: the name of an activation applied in the same fused pass
+        (Sequential passes it for the pairs in ``nn.module.FUSIONS``)."""
         if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise _wrong_input(self, f"(N, {self.in_features})", x)
-        if activation is None:
-            return F.linear(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias, activation.fused_name,
-                        getattr(activation, "negative_slope", 0.01))
-
-    fuses_activation = True  # Sequential may hand it the next layer (see Sequential.forward)
+        return F.linear(x, self.weight, self.bias, activation, negative_slope)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -271,8 +266,6 @@ class BatchNorm2d(_BatchNorm):
 class ReLU(Module):
     """max(x, 0), elementwise."""
 
-    fused_name = "relu"  # the name under which Dense can apply it in its fused pass
-
     def forward(self, x):
         return F.relu(x)
 
@@ -280,7 +273,6 @@ class ReLU(Module):
 class LeakyReLU(Module):
     """x where x > 0, else negative_slope * x."""
 
-    fused_name = "leaky_relu"
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
@@ -296,16 +288,12 @@ class LeakyReLU(Module):
 class Sigmoid(Module):
     """1 / (1 + exp(-x)), elementwise."""
 
-    fused_name = "sigmoid"
-
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Tanh(Module):
     """tanh(x), elementwise."""
-
-    fused_name = "tanh"
 
     def forward(self, x):
         return F.tanh(x)

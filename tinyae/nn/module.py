@@ -20,8 +20,6 @@ PyTorch, so weights move both ways (``{k: v.numpy() for k, v in torch_sd.items()
 import collections
 import contextlib
 
-import numpy
-
 from .. import backend
 from ..autograd import Parameter, Tensor, no_grad
 
@@ -103,10 +101,30 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *inputs, **kwargs):
+        """``forward(*inputs)`` after checking each input is a Tensor or an array whose dtype
+        matches this layer's parameters; records the output's shape for ``repr``."""
+        for x in inputs:
+            self._check_input_type(x)
         output = self.forward(*inputs, **kwargs)
         if isinstance(output, Tensor):
             self.output_shape = output.shape
         return output
+
+    def _check_input_type(self, x):
+        """Refuse what PyTorch refuses: a Python list (or any non-array) as a layer's input,
+        and a floating input whose dtype differs from the layer's own parameters' (it
+        would silently turn the output and the weights' gradients into another dtype)."""
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{type(self).__name__} takes a Tensor (or a NumPy/CuPy array), "
+                            f"got a {type(x).__name__}. Convert it first: tinyae.tensor(x)")
+        if not hasattr(x, "dtype"):
+            return  # an option some forward takes (None, a flag, a name)
+        own = next((p for p in self._parameters.values() if p is not None), None)
+        if own is not None and x.dtype.kind == "f" and x.dtype != own.dtype:
+            raise TypeError(f"{type(self).__name__}: the input is {x.dtype} but the layer's "
+                            f"parameters are {own.dtype}. Convert the input "
+                            f"(x.astype('{own.dtype}')) or build the layer with "
+                            f"dtype='{x.dtype}'")
 
     # --- traversal -------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -218,7 +236,9 @@ class Module:
                 continue
             value = state[key]
             value = value.data if isinstance(value, Tensor) else value
-            shape = tuple(int(n) for n in getattr(value, "shape", numpy.shape(value)))
+            if not hasattr(value, "shape"):  # a list or a number
+                value = backend.to_backend(value, tensor.backend)
+            shape = tuple(int(n) for n in value.shape)
             if shape != tensor.shape:
                 problems.append(f"size mismatch for {key!r}: the state dict has shape "
                                 f"{shape}, this model expects {tensor.shape}")
@@ -289,12 +309,20 @@ def _annotation(module, total=False):
     return "  # " + ", ".join(parts) if parts else ""
 
 
-def _fusable(layer, following):
-    """A layer that can apply the next one (an activation with a ``fused_name``) itself.
-    Exact activation types only, so a subclass with its own forward is never skipped."""
-    return (getattr(layer, "fuses_activation", False) and following is not None
-            and "fused_name" in type(following).__dict__
-            and type(following).forward is type(following).__dict__.get("forward"))
+# Below Module: layers.py imports Module from this file.
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+
+# The pairs of consecutive layers that Sequential runs as one fused pass: Dense applies
+# the activation inside its own op (functional.linear's ``activation``), the same result
+# with one kernel instead of two. Exact types only, so a subclass with its own forward
+# always runs on its own. Both layers stay children of Sequential with their indices,
+# so parameter names and state_dict keys are those of PyTorch's nn.Sequential.
+FUSIONS = {
+    (Dense, ReLU): "relu",
+    (Dense, LeakyReLU): "leaky_relu",   # with the LeakyReLU's negative_slope
+    (Dense, Sigmoid): "sigmoid",
+    (Dense, Tanh): "tanh",
+}
 
 
 class Sequential(Module):
@@ -315,15 +343,17 @@ class Sequential(Module):
             setattr(self, str(index), layer)
 
     def forward(self, x):
+        """Each layer on the output of the one before; the pairs in ``FUSIONS`` in one pass."""
         layers = list(self._modules.values())
         i = 0
         while i < len(layers):
             layer = layers[i]
             following = layers[i + 1] if i + 1 < len(layers) else None
-            if _fusable(layer, following):
-                # Dense then an activation: one fused pass (functional.linear), same result
-                x = layer(x, activation=following)
-                following.output_shape = x.shape
+            fused = FUSIONS.get((type(layer), type(following)))
+            if fused is not None:
+                x = layer(x, activation=fused,
+                          negative_slope=getattr(following, "negative_slope", 0.01))
+                following.output_shape = x.shape  # for repr: the activation's output is this
                 i += 2
             else:
                 x = layer(x)
