@@ -314,12 +314,12 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch
 
 def test_ctrl_c_in_the_first_epoch_keeps_the_checkpoint_and_says_resume(tmp_path, capsys,
                                                                          monkeypatch):
-    import tinyae.train
+    from tinyae.train import Trainer
 
     def interrupted(self, epoch_index):
         raise KeyboardInterrupt  # as Ctrl-C pressed twice: stop at once, between steps
 
-    monkeypatch.setattr(tinyae.train.Trainer, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     out = tmp_path / "o"
     assert train("ae", "--epochs", 2, "--limit", 64, "--out", out) == 130
     error = capsys.readouterr().err

@@ -67,22 +67,27 @@ class Tensor:
     # --- basic properties -------------------------------------------------
     @property
     def shape(self):
+        """The shape as a tuple of ints."""
         return tuple(self.data.shape)
 
     @property
     def dtype(self):
+        """The data's dtype (float32 unless asked otherwise)."""
         return self.data.dtype
 
     @property
     def ndim(self):
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self):
+        """The number of elements, a Python int."""
         return int(self.data.size)
 
     @property
     def backend(self):
+        """The backend that holds the data: "numpy" or "cupy"."""
         return backend.backend_of(self.data)
 
     def __len__(self):

@@ -42,6 +42,7 @@ class CommandError(Exception):
 
 # ---------------------------------------------------------------- argument types
 def existing_directory(text):
+    """argparse type: a folder that exists."""
     path = pathlib.Path(text).expanduser()
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"no such folder: {path}")
@@ -49,6 +50,7 @@ def existing_directory(text):
 
 
 def data_name(text):
+    """argparse type: a data set name that ``common.parse_data_name`` accepts."""
     try:
         common.parse_data_name(text)
     except common.UsageError as exc:
@@ -57,6 +59,7 @@ def data_name(text):
 
 
 def positive_int(text):
+    """argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -78,6 +81,7 @@ def positive_float(text):
 
 
 def int_list(text):
+    """argparse type: comma-separated layer sizes, e.g. 512,128."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -337,6 +341,7 @@ def _finish(outputs):
 
 
 def run_demo(args):
+    """``tinyae demo``: two small models and their figures."""
     from .studies import demo
     outputs = demo.run(common.Outputs(args.out), data=args.data, data_dir=args.data_dir,
                        epochs=args.epochs, limit=args.limit, seed=args.seed,
@@ -345,6 +350,7 @@ def run_demo(args):
 
 
 def run_study(args):
+    """``tinyae study NAME``: one study's figures."""
     overrides = {key: value for key, value in vars(args).items()
                  if key not in ("command", "study", "run", "parser", "quick", "out", "backend",
                                 "threads", "quiet")}
@@ -400,6 +406,7 @@ def model_recipe(kind, arch, image_shape, classes, args):
 
 
 def run_train(args):
+    """``tinyae train KIND``: train one model, save it with its recipe, draw its figures."""
     kind = args.kind
     gan = kind == "gan"
     if gan and args.patience is not None:
@@ -483,6 +490,7 @@ def run_train(args):
 
 # ---------------------------------------------------------------- sample
 def run_sample(args):
+    """``tinyae sample``: rebuild a saved model and write a grid of new images."""
     model, record = common.load_model(args.model)
     model.to(args.backend)
     images = common.sample_images(model, record, args.n, label=args.label, seed=args.seed)

@@ -57,6 +57,7 @@ class MNISTClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Dense(FEATURE_DIM, 10))
 
     def forward(self, x):
+        """The logits (N, 10) of images (N, 1, 28, 28)."""
         return self.head(self.features(x))
 
 

@@ -87,6 +87,7 @@ class Autoencoder(TrainableModel):
             return self.forward(x)
 
     def sample(self, n, rng=None):
+        """An autoencoder has no prior over codes: raises NotImplementedError saying what to do."""
         raise NotImplementedError(
             f"{type(self).__name__} has no prior to sample codes from. Fit a "
             "tinyae.models.GMMSampler on its codes (model.embed(x)) and decode its samples, "
@@ -94,6 +95,7 @@ class Autoencoder(TrainableModel):
 
     # --- training ----------------------------------------------------------------
     def check_batch(self, x, y=None):
+        """The protocol's shape check, plus data in [0, 1] for loss="bce"."""
         super().check_batch(x, y)
         check_bce_targets(type(self).__name__, self.loss, x)
 
@@ -103,6 +105,7 @@ class Autoencoder(TrainableModel):
         return {"loss": reconstruction_loss(self.loss, self.forward(x), x)}
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"loss={self.loss!r}"
 
 
@@ -152,6 +155,7 @@ class DenoisingAutoencoder(Autoencoder):
         return Tensor(noisy.astype(x.dtype, copy=False))
 
     def loss_components(self, batch):
+        """{"loss": L(decoder(encoder(corrupt(x))), x)}; corrupted in training mode only."""
         x, _ = self.split_batch(batch)
         seen = self.corrupt(x) if self.training else x
         return {"loss": reconstruction_loss(self.loss, self.forward(seen), x)}
@@ -161,6 +165,7 @@ class DenoisingAutoencoder(Autoencoder):
         return self.reconstruct(x)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"loss={self.loss!r}, noise={self.noise!r}, noise_level={self.noise_level}"
 
 

@@ -145,12 +145,15 @@ class TrainableModel(nn.Module):
         return self.as_input(x), y
 
     def loss_components(self, batch):
+        """A dict of scalar tensors for ``batch``; its "loss" entry is minimised."""
         raise NotImplementedError(f"{type(self).__name__} must define loss_components(batch)")
 
     def make_optimizers(self, make):
+        """{"model": make(parameters)}: one optimizer for every parameter."""
         return {"model": make(self.parameters())}
 
     def check_batch(self, x, y=None):
+        """Raise a ValueError, naming both shapes, when ``x`` (and ``y``) cannot go in."""
         check_input_shape(type(self).__name__, self.input_shape, tuple(x.shape[1:]),
                           self.flexible_input)
         if self.needs_labels and y is None:
@@ -169,6 +172,7 @@ class TrainableModel(nn.Module):
         return values
 
     def validation_step(self, batch):
+        """The loss components of ``batch`` as floats, in eval mode, without a graph."""
         with evaluating(self):
             return scalar_values(self.loss_components(batch))
 

@@ -94,6 +94,7 @@ class GAN(TrainableModel):
 
     # --- the training-step protocol --------------------------------------------
     def make_optimizers(self, make):
+        """Two optimizers: "d" for the discriminator, "g" for the generator."""
         return {"generator": make(self.generator.parameters()),
                 "discriminator": make(self.discriminator.parameters())}
 
@@ -137,12 +138,14 @@ class GAN(TrainableModel):
         return values
 
     def validation_step(self, batch):
+        """D's and G's losses on ``batch``, in eval mode, without a graph or an update."""
         real = self._real(self.split_batch(batch)[0])
         with evaluating(self):
             return scalar_values({"d": self.discriminator_loss(real),
                                   "g": self.generator_loss(real.shape[0], real)})
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return (f"latent_dim={self.latent_dim}, d_steps={self.d_steps}, "
                 f"label_smoothing={self.label_smoothing}, scale_data={self.scale_data}")
 

@@ -128,11 +128,13 @@ class VAE(Autoencoder):
         return {"loss": loss, "recon": recon, "kl": kl}
 
     def loss_components(self, batch):
+        """{"loss", "recon", "kl"} of ``batch`` (see ``elbo_terms``)."""
         x, _ = self.split_batch(batch)
         x_hat, mu, logvar = self.forward(x)
         return self.elbo_terms(x, x_hat, mu, logvar)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return (f"latent_dim={self.latent_dim}, loss={self.loss!r}, beta={self.beta}, "
                 f"r_loss_factor={self.r_loss_factor}, kl={self.kl}")
 
@@ -223,6 +225,7 @@ class ConditionalVAE(VAE):
         return Tensor(masks.reshape(x.shape) if masks.size == x.size else masks)
 
     def training_condition(self, x, y):
+        """The condition c for a training batch: one-hot labels, or the masked image + mask."""
         if self.condition == "label":
             if y is None:
                 raise ValueError("ConditionalVAE(condition='label') needs labels with each "
@@ -241,10 +244,12 @@ class ConditionalVAE(VAE):
         return self._decode(z, condition)
 
     def embed(self, x, condition):
+        """The mean mu of q(z | x, c): the code used for analysis, no graph."""
         with evaluating(self):
             return self._encode(x, condition)[0]
 
     def reconstruct(self, x, condition):
+        """decode(mu, c) in eval mode: the deterministic reconstruction given condition c."""
         x = self.as_input(x)
         with evaluating(self):
             return self._decode(self._encode(x, condition)[0], condition).reshape(x.shape)
@@ -291,6 +296,7 @@ class ConditionalVAE(VAE):
             return masked * mask + guess * (1.0 - mask)
 
     def loss_components(self, batch):
+        """{"loss", "recon", "kl"} of ``batch`` with its condition."""
         x, y = self.split_batch(batch)
         condition = self.training_condition(x, y)
         mu, logvar = self._encode(x, condition)
@@ -298,6 +304,7 @@ class ConditionalVAE(VAE):
         return self.elbo_terms(x, x_hat, mu, logvar)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"condition={self.condition!r}, " + super().extra_repr()
 
 

@@ -98,6 +98,7 @@ class Module:
 
     # --- calling ---------------------------------------------------------------
     def forward(self, *inputs):
+        """The computation of this module; subclasses define it (call the module, not forward)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *inputs, **kwargs):
@@ -136,10 +137,12 @@ class Module:
                                                else f"{prefix}.{name}")
 
     def modules(self):
+        """This module and every submodule, depth first."""
         for _, module in self.named_modules():
             yield module
 
     def children(self):
+        """The direct submodules."""
         return iter(child for child in self._modules.values() if child is not None)
 
     def named_parameters(self, prefix=""):
@@ -157,12 +160,14 @@ class Module:
             yield param
 
     def named_buffers(self, prefix=""):
+        """(name, buffer) for every buffer of this module and its submodules."""
         for module_name, module in self.named_modules(prefix):
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buffer
 
     def buffers(self):
+        """Every buffer (state saved but not trained, e.g. batch norm's running mean)."""
         for _, buffer in self.named_buffers():
             yield buffer
 
