@@ -4,7 +4,7 @@
                            val_data=x_val, patience=3, checkpoint_dir="runs/ae")
 
 One loop serves autoencoders, VAEs and GANs because the models speak one
-protocol (``tinyae.models.autoencoder`` describes it): the model builds its
+protocol (``tinyae.models.base`` describes it): the model builds its
 optimizers and takes one training step on a batch; the loop owns everything
 around the steps:
 
@@ -39,7 +39,7 @@ from . import backend as backend_module
 from . import checkpoint, data, optim, runtime
 from . import functional as F
 from .autograd import Tensor
-from .models.autoencoder import NonFiniteLossError
+from .models.base import NonFiniteLossError
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop}
 LR_SCHEDULES = ("cosine",)

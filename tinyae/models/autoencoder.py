@@ -25,6 +25,7 @@ from .base import (RECONSTRUCTION_LOSSES, NonFiniteLossError, as_input,  # noqa:
 from .builders import (ACTIVATION_LAYERS, activation_layer, conv_output_size,  # noqa: F401
                        transposed_output_padding)
 
+
 class Autoencoder(TrainableModel):
     """An encoder and a decoder trained to reproduce the input.
 
