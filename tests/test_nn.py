@@ -596,7 +596,8 @@ def test_a_float64_input_into_a_float32_layer_is_refused(backend_name):
     would become float64."""
     x64 = tinyae.tensor(np.ones((2, 3)))
     image64 = tinyae.tensor(np.ones((1, 1, 4, 4)))
-    for layer, x in ((nn.Dense(3, 2), x64), (nn.Conv2d(1, 1, 3), image64), (nn.BatchNorm1d(3), x64)):
+    for layer, x in ((nn.Dense(3, 2), x64), (nn.Conv2d(1, 1, 3), image64),
+                     (nn.BatchNorm1d(3), x64)):
         with pytest.raises(TypeError, match=rf"{type(layer).__name__}: the input is float64 but "
                                             "the layer's parameters are float32"):
             layer(x)
