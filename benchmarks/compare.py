@@ -77,6 +77,7 @@ class Runner:
             import kernels
             import tinyae
             import tinyae.nn
+            tinyae.runtime.tune_malloc()  # as tinyae.train does before its first step
             self.ops = W.TinyaeOps()
             self.kernels, self.tinyae = kernels, tinyae
             self.backend = "cupy" if path == "cupy" else "numpy"

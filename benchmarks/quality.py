@@ -35,6 +35,7 @@ import numpy
 
 from tinyae import data, metrics, models, nn
 from tinyae.autograd import Tensor
+from tinyae.backend import to_numpy
 from tinyae.models.latent import decode_codes
 from tinyae.train import train
 
@@ -60,7 +61,7 @@ def batched(function, count, chunk=CHUNK):
 
 
 def host(images):
-    return images.numpy() if isinstance(images, Tensor) else numpy.asarray(images)
+    return to_numpy(images)
 
 
 def reconstruct_all(model, x, y=None):

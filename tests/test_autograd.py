@@ -1,4 +1,6 @@
-"""The autodiff engine: graph walk, accumulation, release, seeds, errors, backends."""
+"""The autodiff engine: graph walk, accumulation, release, seeds, errors, copies.
+
+Backends are tested in test_backend.py, gradcheck and check_finite in test_gradcheck.py."""
 import gc
 import tracemalloc
 
@@ -9,7 +11,7 @@ import tinyae
 from tinyae import backend
 from tinyae.autograd import Function
 
-from conftest import CUPY_READY, to_tensor
+from conftest import to_tensor
 
 
 def test_node_used_many_times_accumulates(backend_name):
@@ -148,86 +150,6 @@ def test_memory_stays_flat_over_10000_steps(backend_name):
     end, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert end - after_warmup < 64 * 1024, f"memory grew by {end - after_warmup} bytes"
-
-
-# ---------------------------------------------------------------- backends
-def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="unknown backend"):
-        tinyae.set_backend("jax")
-    assert tinyae.get_backend() == "numpy"
-
-
-@pytest.mark.skipif(CUPY_READY, reason="checks the error raised where CuPy cannot run")
-def test_cupy_where_unavailable_says_why_and_numpy_stays_active():
-    with pytest.raises(tinyae.BackendError, match="(CuPy is not installed|no CUDA device)"):
-        tinyae.set_backend("cupy")
-    assert tinyae.get_backend() == "numpy"
-    with pytest.raises(tinyae.BackendError):
-        with tinyae.using_backend("cupy"):
-            pass
-    assert tinyae.get_backend() == "numpy"
-
-
-def test_environment_variable_selects_the_backend(monkeypatch):
-    import subprocess
-    import sys
-    code = "import tinyae; print(tinyae.get_backend())"
-    env = dict(__import__("os").environ, TINYAE_BACKEND="numpy")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "numpy"
-    env["TINYAE_BACKEND"] = "cupy"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    if CUPY_READY:
-        assert out.stdout.strip() == "cupy"
-    else:
-        assert "BackendError" in out.stderr and "cupy" in out.stderr
-
-
-def test_mixed_backends_name_both():
-    class FakeCupyArray:  # stands in for a cupy.ndarray where no GPU is present
-        __module__ = "cupy._core.core"
-        shape, ndim, dtype = (1,), 1, np.dtype("float32")
-
-    with pytest.raises(tinyae.BackendError, match="numpy and cupy"):
-        backend.get_array_module(np.zeros(1), FakeCupyArray())
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not CUPY_READY, reason="needs CuPy and a CUDA device")
-def test_mixed_backends_in_an_op_name_both_on_a_gpu():
-    import cupy
-    a = tinyae.Tensor(np.ones(2, dtype=np.float32))
-    b = tinyae.Tensor(cupy.ones(2, dtype=cupy.float32))
-    with pytest.raises(tinyae.BackendError, match="numpy"):
-        a + b
-
-
-def test_check_finite_names_what(backend_name):
-    tinyae.check_finite(to_tensor([1.0, 2.0]), "loss")
-    with pytest.raises(FloatingPointError, match=r"loss is not finite: 1 NaN and 1 Inf"):
-        tinyae.check_finite(to_tensor([np.nan, np.inf, 1.0]), "loss")
-
-
-def test_gradcheck_reports_the_worst_element(backend_name):
-    class WrongSquare(Function):
-        """y = x^2 with a deliberately wrong backward (3x instead of 2x)."""
-
-        def forward(self, x):
-            self.x = x
-            return x * x
-
-        def backward(self, gy):
-            return gy * 3 * self.x
-
-    x = to_tensor([[1.0, 2.0]], requires_grad=True)
-    with pytest.raises(tinyae.GradcheckError, match=r"input 0 .*element \(0, 1\).*analytic"):
-        tinyae.gradcheck(lambda t: WrongSquare().apply(t), x)
-
-
-def test_gradcheck_refuses_float32(backend_name):
-    x = tinyae.tensor([1.0], requires_grad=True)
-    with pytest.raises(TypeError, match="float64"):
-        tinyae.gradcheck(lambda t: t * t, x)
 
 
 def test_tensor_and_parameter_copy_the_callers_array(backend_name):

@@ -3,6 +3,7 @@
 Commands run in-process through ``tinyae.cli.main`` (it returns the exit status);
 one test starts ``python -m tinyae`` as a real subprocess.
 """
+import os
 import pathlib
 import subprocess
 import sys
@@ -182,6 +183,10 @@ ERRORS = {
     "missing study data dir": (["study", "face-vae", "--data-dir", "/no/such/dir"],
                                "argument --data-dir: no such folder"),
     "bad epochs": (["train", "ae", "--epochs", "0"], "argument --epochs"),
+    "negative learning rate": (["train", "ae", "--lr", "-5"], "argument --lr: -5"),
+    "NaN learning rate": (["train", "ae", "--lr", "nan"], "argument --lr: nan"),
+    "negative dae noise": (["train", "dae", "--noise", "-1", "--epochs", "1", "--limit", "64"],
+                           "noise_level -1.0 is out of range"),
     "unknown backend": (["demo", "--backend", "tpu"], "invalid choice: 'tpu'"),
     "gan with a loss": (["train", "gan", "--loss", "mse"], "--loss"),
     "gan with patience": (["train", "gan", "--patience", "3"], "--patience"),
@@ -277,3 +282,62 @@ def test_cupy_backend_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     assert run("demo", "--backend", "cupy", "--epochs", 1, "--out", tmp_path / "o") == 2
     error = capsys.readouterr().err
     assert "cupy" in error.lower() and "Traceback" not in error
+
+
+# ---------------------------------------------------------------- never a traceback
+def test_python_dash_m_tinyae_help_where_tinyae_backend_cannot_be_honoured():
+    """TINYAE_BACKEND=cupy without CuPy or a GPU: a true warning, and --help still works."""
+    from tinyae import backend
+    if backend.cupy_available():
+        pytest.skip("CuPy and a CUDA device are available here")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TINYAE_BACKEND="cupy")
+    done = subprocess.run([sys.executable, "-m", "tinyae", "--help"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: tinyae" in done.stdout
+    assert "TINYAE_BACKEND=cupy could not be honoured, so the numpy backend is active" in (
+        done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+def test_output_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    def unwritable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(common, "save_model", unwritable)
+    assert train("ae", "--epochs", 1, "--limit", 64, "--out", tmp_path / "o") == 2
+    error = capsys.readouterr().err
+    assert "error: [Errno 13] Permission denied" in error and "model.npz" in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_the_first_epoch_keeps_the_checkpoint_and_says_resume(tmp_path, capsys,
+                                                                         monkeypatch):
+    from tinyae.train import Trainer
+
+    def interrupted(self, epoch_index):
+        raise KeyboardInterrupt  # as Ctrl-C pressed twice: stop at once, between steps
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    out = tmp_path / "o"
+    assert train("ae", "--epochs", 2, "--limit", 64, "--out", out) == 130
+    error = capsys.readouterr().err
+    assert "interrupted after 0 epochs" in error and "--resume" in error
+    assert "resume=True" not in error and "Traceback" not in error
+    assert (out / "checkpoints" / "last.npz").is_file()
+
+
+def test_an_unexpected_error_is_one_line_and_tinyae_debug_shows_it(tmp_path, capsys,
+                                                                    monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(common, "fit", broken)
+    assert train("ae", "--epochs", 1, "--limit", 64, "--out", tmp_path / "o") == 1
+    error = capsys.readouterr().err
+    assert "internal error (RuntimeError: something inside broke)" in error
+    assert "TINYAE_DEBUG=1" in error and len(error.strip().splitlines()) == 1
+    monkeypatch.setenv("TINYAE_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="something inside broke"):
+        train("ae", "--epochs", 1, "--limit", 64, "--out", tmp_path / "o")

@@ -260,7 +260,7 @@ def test_float32_model_stays_float32(backend_name, rng):
 class TwoLayers(nn.Module):
     def __init__(self):
         super().__init__()
-        self.scale = nn.Parameter(tinyae.tensor(np.ones(2)))
+        self.scale = nn.Parameter(tinyae.tensor(np.ones(2, dtype=np.float32)))
         self.encoder = nn.Sequential(nn.Dense(4, 2), nn.BatchNorm1d(2))
         self.decoder = nn.Dense(2, 4)
         self.note = "not registered"
@@ -587,3 +587,60 @@ def test_dense_refuses_sizes_that_are_not_positive_ints(args, error, message):
     with pytest.raises(error, match=message):
         nn.Dense(*args)
     assert nn.Dense(np.int64(4), 2).weight.shape == (2, 4)    # NumPy ints are ints
+
+
+def test_fusions_are_a_visible_table_and_keep_torch_state_dict_keys(backend_name):
+    from tinyae.nn.module import FUSIONS
+    assert FUSIONS[(nn.Dense, nn.ReLU)] == "relu"
+    assert FUSIONS[(nn.Dense, nn.LeakyReLU)] == "leaky_relu"
+    model = nn.Sequential(nn.Dense(3, 4), nn.ReLU(), nn.Dense(4, 2), nn.Softplus())
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    y = model(tinyae.tensor(np.ones((2, 3), dtype=np.float32)))
+    assert type(y.creator).__name__ == "Softplus"   # (Dense, Softplus) is not in the table
+    assert model[1].output_shape == (2, 4)           # the fused ReLU's output, for repr
+
+    class MyReLU(nn.ReLU):  # a subclass is never fused: its own forward must run
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    model = nn.Sequential(nn.Dense(3, 4), MyReLU())
+    assert type(model(tinyae.tensor(np.ones((2, 3), dtype=np.float32))).creator).__name__ == "Mul"
+
+
+@pytest.mark.parametrize("layer", [nn.Dense(3, 2), nn.Sequential(nn.Dense(3, 2)), nn.ReLU(),
+                                   nn.Conv2d(1, 1, 3)], ids=lambda m: type(m).__name__)
+def test_a_python_list_is_refused_naming_the_layer(layer):
+    with pytest.raises(TypeError, match=rf"{type(layer).__name__} takes a Tensor .* got a list"):
+        layer([[1.0, 2.0, 3.0]])
+
+
+def test_a_float64_input_into_a_float32_layer_is_refused(backend_name):
+    """PyTorch refuses mixed dtypes; silently the output and the float32 weight's .grad
+    would become float64."""
+    x64 = tinyae.tensor(np.ones((2, 3)))
+    image64 = tinyae.tensor(np.ones((1, 1, 4, 4)))
+    for layer, x in ((nn.Dense(3, 2), x64), (nn.Conv2d(1, 1, 3), image64),
+                     (nn.BatchNorm1d(3), x64)):
+        with pytest.raises(TypeError, match=rf"{type(layer).__name__}: the input is float64 but "
+                                            "the layer's parameters are float32"):
+            layer(x)
+    with pytest.raises(TypeError, match="Dense: the input is float64"):
+        nn.Sequential(nn.Dense(3, 2), nn.ReLU())(x64)      # also inside a fused pair
+    with pytest.raises(TypeError, match="the input is float32 but the layer's parameters are "
+                                        "float64"):
+        nn.Dense(3, 2, dtype="float64")(x64.astype("float32"))
+    assert nn.Dense(3, 2, dtype="float64")(x64).dtype == np.float64
+    assert nn.ReLU()(x64).dtype == np.float64         # no parameters: any float dtype
+
+
+def test_evaluating_sets_eval_mode_and_no_grad_then_restores():
+    model = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
+    x = tinyae.tensor(np.ones((1, 2), dtype=np.float32), requires_grad=True)
+    with nn.evaluating(model) as same:
+        assert same is model and not model[1].training
+        assert not model(x).requires_grad
+    assert model[1].training
+    model.eval()
+    with nn.evaluating(model):
+        pass
+    assert not model[1].training                         # the previous mode, not train()

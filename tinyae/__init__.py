@@ -6,10 +6,10 @@ The public surface (see README.md for the full list)::
     x = tinyae.tensor([[1.0, 2.0]], requires_grad=True)
     loss = (x * x).sum()
     loss.backward()
-"""
-from . import runtime as _runtime
-_runtime.tune_malloc()
 
+Importing tinyae changes nothing outside it: matplotlib loads with the first plot,
+and the allocator tuning of ``tinyae.runtime`` happens where training starts.
+"""
 from .backend import (BackendError, get_backend, set_backend, using_backend,
                       cupy_available)
 from .autograd import Tensor, Parameter, tensor, no_grad, is_grad_enabled
@@ -18,7 +18,7 @@ from .ops import (add, sub, mul, div, neg, pow, matmul, exp, log, sqrt, tanh, si
                   reshape, transpose, permute, getitem, concatenate, stack, pad, flatten)
 from .ops import softmax, log_softmax, eq, ne, lt, le, gt, ge
 from .gradcheck import gradcheck, GradcheckError, check_finite
-from . import functional, nn, losses, optim, data, plot, models, callbacks, metrics
+from . import functional, nn, losses, optim, data, plot, models, callbacks, metrics, runtime
 from .train import train, evaluate, History, TrainingDivergedError
 from .checkpoint import save, load, CheckpointError
 from .weights import save_weights, load_weights, WeightsError

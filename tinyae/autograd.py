@@ -14,8 +14,6 @@ import contextlib
 import math
 import weakref
 
-import numpy
-
 from . import backend
 
 _grad_enabled = [True]
@@ -33,15 +31,13 @@ def no_grad():
 
 
 def is_grad_enabled():
+    """False inside ``no_grad()``: operations then record no graph."""
     return _grad_enabled[0]
 
 
-def _default_float(data):
-    """float32 unless the data already is a floating array (then keep its dtype)."""
-    dtype = getattr(data, "dtype", None)
-    if dtype is not None and numpy.dtype(dtype).kind == "f":
-        return dtype
-    return numpy.float32
+def _default_float(array):
+    """float32 unless ``array`` already is floating (then keep its dtype)."""
+    return array.dtype if array.dtype.kind == "f" else "float32"
 
 
 class Tensor:
@@ -71,22 +67,27 @@ class Tensor:
     # --- basic properties -------------------------------------------------
     @property
     def shape(self):
+        """The shape as a tuple of ints."""
         return tuple(self.data.shape)
 
     @property
     def dtype(self):
+        """The data's dtype (float32 unless asked otherwise)."""
         return self.data.dtype
 
     @property
     def ndim(self):
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self):
+        """The number of elements, a Python int."""
         return int(self.data.size)
 
     @property
     def backend(self):
+        """The backend that holds the data: "numpy" or "cupy"."""
         return backend.backend_of(self.data)
 
     def __len__(self):
@@ -104,6 +105,7 @@ class Tensor:
         return backend.to_numpy(self.data)
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor of one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
@@ -118,10 +120,12 @@ class Tensor:
         return out
 
     def astype(self, dtype):
+        """This tensor converted to ``dtype`` (differentiable: the gradient converts back)."""
         from .ops import astype
         return astype(self, dtype)
 
     def zero_grad(self):
+        """Forget this tensor's gradient."""
         self.grad = None
 
     # --- backward ---------------------------------------------------------
@@ -238,6 +242,7 @@ class Function:
         return self.apply(*inputs)
 
     def apply(self, *inputs):
+        """Run ``forward`` on the inputs' arrays; record the graph when a gradient is needed."""
         tensors = [x for x in inputs if isinstance(x, Tensor)]
         like = tensors[0] if tensors else None
         inputs = [as_tensor(x, like) for x in inputs]
@@ -259,6 +264,7 @@ class Function:
         return results[0] if single else tuple(results)
 
     def zeros_like_output(self, i):
+        """A zero gradient for output ``i`` (an output the loss does not depend on)."""
         shape, dtype = self._output_meta[i]
         return self.xp.zeros(shape, dtype=dtype)
 
@@ -275,9 +281,11 @@ class Function:
             delattr(self, key)
 
     def forward(self, *xs):
+        """The output array(s) from the input arrays; subclasses define it."""
         raise NotImplementedError
 
     def backward(self, *gys):
+        """One gradient per input from the gradients of the outputs; subclasses define it."""
         raise NotImplementedError
 
 
@@ -305,27 +313,41 @@ def tensor(data, requires_grad=False, dtype=None):
 
     Python numbers and lists become float32 unless ``dtype`` says otherwise;
     floating arrays keep their dtype (so float64 stays float64 for gradient checks).
-    The data is always copied (as ``torch.tensor`` does).
+    The data is always copied (as ``torch.tensor`` does). Only numbers are taken:
+    an array of objects or strings (``[1, None]``) is refused with a TypeError
+    rather than turned into NaN.
     """
     if isinstance(data, Tensor):
         data = data.data
     xp = backend.xp()
-    if dtype is None:
-        dtype = _default_float(data)
-    if backend.backend_of(data) != backend.get_backend():
+    python_values = not hasattr(data, "dtype")  # numbers and lists: float32, as in torch
+    if python_values or backend.backend_of(data) != backend.get_backend():
         data = backend.to_backend(data, backend.get_backend())
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"tinyae.tensor takes numbers (bool, int or float), got an array of "
+                        f"dtype {data.dtype}; convert it first (a None or a string cannot "
+                        "become a number)")
+    if dtype is None:
+        dtype = "float32" if python_values else _default_float(data)
     # Always a copy, like torch.tensor: an optimizer step must never change the caller's array.
     return Tensor(xp.array(data, dtype=dtype, copy=True), requires_grad=requires_grad)
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module owns and an optimizer updates (requires_grad=True)."""
+    """A Tensor that a Module owns and an optimizer updates (requires_grad=True).
+
+    From a Tensor it shares that tensor's data (as ``torch.nn.Parameter``); from
+    anything else it is ``tensor(data)``: a copy on the active backend, float32
+    for numbers and lists, floating arrays keeping their dtype. The caller's array
+    is never updated in place.
+
+    Example::
+
+        w = Parameter([1.0, 2.0])       # float32, on the active backend
+    """
 
     def __init__(self, data, requires_grad=True):
-        if isinstance(data, Tensor):
-            data = data.data
-        elif backend.backend_of(data) == "numpy":
-            data = numpy.array(data, copy=True)  # the caller's array is never updated in place
+        data = data.data if isinstance(data, Tensor) else tensor(data).data
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):

@@ -16,10 +16,14 @@ Switching::
 
 Host-side bookkeeping (file formats, shapes, metrics on NumPy arrays) may use
 NumPy directly; this module is the one place that knows which module holds the
-tensor data.
+tensor data. It also holds the two helpers every other module shares: the
+host copy of values (``to_numpy``) and the seed-to-Generator rule
+(``as_generator``). tests/test_backend.py checks that the rest of the package
+keeps to this.
 """
 import contextlib
 import os
+import warnings
 
 import numpy
 
@@ -41,18 +45,17 @@ def _load_cupy():
         raise BackendError(
             "backend 'cupy' asked for, but CuPy is not installed "
             f"({exc}). Install the gpu extra: pip install 'tinyae[gpu]' "
-            "(CUDA 12) or pip install cupy-cuda13x (CUDA 13). "
-            "The numpy backend stays active.") from None
+            "(CUDA 12) or pip install cupy-cuda13x (CUDA 13).") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when no driver is present
         raise BackendError(
             "backend 'cupy' asked for: CuPy is installed but no CUDA device is "
-            f"usable ({exc}). The numpy backend stays active.") from None
+            f"usable ({exc}).") from None
     if count < 1:
         raise BackendError(
             "backend 'cupy' asked for: CuPy is installed but no CUDA device is "
-            "present. The numpy backend stays active.")
+            "present.")
     return cupy
 
 
@@ -66,7 +69,11 @@ def cupy_available():
 
 
 def set_backend(name):
-    """Make ``name`` ("numpy" or "cupy") the backend for new tensors and parameters."""
+    """Make ``name`` ("numpy" or "cupy") the backend for new tensors and parameters.
+
+    Raises BackendError (and leaves the active backend as it was) when CuPy or a
+    CUDA device is missing.
+    """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     xp = numpy if name == "numpy" else _load_cupy()
@@ -121,11 +128,32 @@ def get_array_module(*arrays):
     return numpy
 
 
-def to_numpy(array):
-    """A host NumPy array holding ``array``'s values (a copy only when on the GPU)."""
-    if backend_of(array) == "cupy":
-        return array.get()
-    return numpy.asarray(array)
+def to_numpy(values, copy=False):
+    """A host NumPy array holding ``values``: a NumPy or CuPy array, a Tensor, or a list.
+
+    The result is a copy when the values were on the GPU or ``copy=True``;
+    otherwise it may share memory with a NumPy array that was passed in.
+    """
+    from .autograd import Tensor  # here, not at the top: autograd imports this module
+    if isinstance(values, Tensor):
+        values = values.data
+    if backend_of(values) == "cupy":
+        return values.get()
+    return numpy.array(values, copy=True) if copy else numpy.asarray(values)
+
+
+def as_generator(rng=None, default=None):
+    """A host NumPy Generator from ``rng``: a Generator (used as it is), an int seed or a
+    sequence of ints (a new Generator), or None (``default``, or fresh entropy when
+    there is no default).
+
+    Random draws happen on the host, so one seed gives the same numbers on NumPy and CuPy.
+    """
+    if rng is None and default is not None:
+        return default
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    return numpy.random.default_rng(rng)
 
 
 def to_backend(array, name=None):
@@ -147,9 +175,16 @@ def scatter_add(target, index, values):
 
 
 def _init_from_environment():
+    """Honour ``TINYAE_BACKEND``; when it cannot be honoured, warn and stay on numpy, so
+    that ``import tinyae`` (and ``tinyae --help``) still work."""
     name = os.environ.get("TINYAE_BACKEND", "").strip().lower()
-    if name:
+    if not name:
+        return
+    try:
         set_backend(name)
+    except (BackendError, ValueError) as exc:
+        warnings.warn(f"TINYAE_BACKEND={name} could not be honoured, so the numpy backend "
+                      f"is active: {exc}", RuntimeWarning, stacklevel=2)
 
 
 _init_from_environment()

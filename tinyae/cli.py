@@ -8,16 +8,21 @@
 ``python -m tinyae`` is the same program. Every command writes into one folder
 (``--out``), replacing files atomically, and ends by saying where its outputs
 are. Mistakes in what was asked (an unknown name, a missing folder, a label a
-model cannot take) are reported in one line with exit status 2, never as a
-traceback. From Python, ``main(["demo", "--epochs", "2"])`` returns the exit
-status instead of exiting.
+model cannot take, an output folder that cannot be written) are reported in one
+line with exit status 2, never as a traceback; an unexpected error is one line
+too, with exit status 1 (``TINYAE_DEBUG=1`` shows its traceback). Ctrl-C stops
+training after the current step, keeps the checkpoint and says how to go on
+(``--resume``); exit status 130. From Python, ``main(["demo", "--epochs", "2"])``
+returns the exit status instead of exiting.
 """
 import argparse
 import contextlib
 import math
+import os
 import pathlib
 import sys
 import textwrap
+import warnings
 
 from . import __version__, studies
 from .studies import common
@@ -37,6 +42,7 @@ class CommandError(Exception):
 
 # ---------------------------------------------------------------- argument types
 def existing_directory(text):
+    """argparse type: a folder that exists."""
     path = pathlib.Path(text).expanduser()
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"no such folder: {path}")
@@ -44,6 +50,7 @@ def existing_directory(text):
 
 
 def data_name(text):
+    """argparse type: a data set name that ``common.parse_data_name`` accepts."""
     try:
         common.parse_data_name(text)
     except common.UsageError as exc:
@@ -52,6 +59,7 @@ def data_name(text):
 
 
 def positive_int(text):
+    """argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -61,7 +69,19 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    """A finite number above 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a finite number above 0, e.g. 1e-3")
+    return value
+
+
 def int_list(text):
+    """argparse type: comma-separated layer sizes, e.g. 512,128."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -161,7 +181,7 @@ def _add_train(commands):
                         help="fully connected (default) or convolutional networks (not for "
                              "cvae)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N")
-    parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate")
+    parser.add_argument("--lr", type=positive_float, metavar="RATE", help="learning rate")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                         help="constant (default), or cosine: from --lr down towards 0 over "
                              "the epochs")
@@ -272,6 +292,25 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{args.parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # an output (or input) path that cannot be written or read
+        _raise_when_debugging()
+        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as exc:  # a value tinyae refused, named in the message
+        _raise_when_debugging()
+        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, but say so
+        _raise_when_debugging()
+        print(f"{args.parser.prog}: internal error ({type(exc).__name__}: {exc}); please "
+              "report it, with the traceback that TINYAE_DEBUG=1 shows", file=sys.stderr)
+        return 1
+
+
+def _raise_when_debugging():
+    """Re-raise the exception being handled when TINYAE_DEBUG=1 (to see its traceback)."""
+    if os.environ.get("TINYAE_DEBUG", "0") not in ("", "0"):
+        raise
 
 
 @contextlib.contextmanager
@@ -302,6 +341,7 @@ def _finish(outputs):
 
 
 def run_demo(args):
+    """``tinyae demo``: two small models and their figures."""
     from .studies import demo
     outputs = demo.run(common.Outputs(args.out), data=args.data, data_dir=args.data_dir,
                        epochs=args.epochs, limit=args.limit, seed=args.seed,
@@ -310,6 +350,7 @@ def run_demo(args):
 
 
 def run_study(args):
+    """``tinyae study NAME``: one study's figures."""
     overrides = {key: value for key, value in vars(args).items()
                  if key not in ("command", "study", "run", "parser", "quick", "out", "backend",
                                 "threads", "quiet")}
@@ -365,6 +406,7 @@ def model_recipe(kind, arch, image_shape, classes, args):
 
 
 def run_train(args):
+    """``tinyae train KIND``: train one model, save it with its recipe, draw its figures."""
     kind = args.kind
     gan = kind == "gan"
     if gan and args.patience is not None:
@@ -388,17 +430,25 @@ def run_train(args):
     settings = common.RunSettings(epochs, args.batch_size or (64 if gan else 128),
                                   args.lr or (2e-4 if gan else 1e-3), args.seed, not args.quiet)
     try:
-        history = common.fit(model, dataset, settings, labels=kind == "cvae",
-                             betas=(0.5, 0.999) if gan else None, patience=args.patience,
-                             checkpoint_dir=checkpoints, resume=args.resume,
-                             lr_schedule=None if args.lr_schedule == "constant"
-                             else args.lr_schedule)
+        with warnings.catch_warnings():  # the trainer's note speaks Python (resume=True)
+            warnings.filterwarnings("ignore", message="training interrupted")
+            history = common.fit(model, dataset, settings, labels=kind == "cvae",
+                                 betas=(0.5, 0.999) if gan else None, patience=args.patience,
+                                 checkpoint_dir=checkpoints, resume=args.resume,
+                                 lr_schedule=None if args.lr_schedule == "constant"
+                                 else args.lr_schedule)
     except ValueError as exc:
         if not args.resume:
             raise
         raise CommandError(f"--resume: the checkpoint in {checkpoints} does not fit this "
                            f"model ({exc}); train it with the options it was started with, "
                            "or choose a new --out") from None
+    if history.interrupted:
+        saved = (f"the checkpoint {checkpoints / 'last.npz'} is kept"
+                 if (checkpoints / "last.npz").exists() else "no checkpoint was written yet")
+        print(f"{args.parser.prog}: interrupted after {common.plural(len(history), 'epoch')}; "
+              f"{saved}. Continue with the same command and --resume", file=sys.stderr)
+        return 130
 
     info = {"data": args.data, "epochs": len(history), "history": history.as_dict(),
             "classes": dataset.classes}
@@ -440,6 +490,7 @@ def run_train(args):
 
 # ---------------------------------------------------------------- sample
 def run_sample(args):
+    """``tinyae sample``: rebuild a saved model and write a grid of new images."""
     model, record = common.load_model(args.model)
     model.to(args.backend)
     images = common.sample_images(model, record, args.n, label=args.label, seed=args.seed)

@@ -45,11 +45,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
     """The data files are not where they were looked for."""
 
 
-def _generator(rng):
-    """A NumPy Generator from ``rng``: None (fresh entropy), an int seed, or a Generator."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
+_generator = backend.as_generator  # None (fresh entropy), an int seed, or a Generator
 
 
 def _check_array(x, name="x"):

@@ -18,15 +18,34 @@ or flat rows (N, D) together with ``image_shape=(H, W)`` or ``(C, H, W)``.
 Pixel values are shown on the scale [0, 1] (clipped) unless ``normalize=True``
 stretches each image to its own minimum and maximum.
 """
+import importlib
 import math
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from . import backend
-from .autograd import Tensor
+
+
+class _ImportedOnFirstUse:
+    """A matplotlib name, imported when first called or indexed: ``import tinyae`` (and
+    ``import tinyae.plot``) never loads matplotlib, and autodiff runs without it."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def _load(self):
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, *args, **kwargs):
+        return self._load()(*args, **kwargs)
+
+    def __getitem__(self, key):
+        return self._load()[key]
+
+
+colormaps = _ImportedOnFirstUse("matplotlib", "colormaps")
+Figure = _ImportedOnFirstUse("matplotlib.figure", "Figure")
+MaxNLocator = _ImportedOnFirstUse("matplotlib.ticker", "MaxNLocator")
 from .io import atomic_path
 
 CELL_INCHES = 1.0   # the side of one image in an image table
@@ -42,11 +61,7 @@ COMPONENT_TITLES = {"loss": "loss", "recon": "reconstruction", "kl": "KL diverge
 
 def _to_host(values):
     """A NumPy array holding ``values`` (a Tensor, a CuPy or NumPy array, or a list)."""
-    if isinstance(values, Tensor):
-        values = values.data
-    if hasattr(values, "shape") and not isinstance(values, np.ndarray):
-        return backend.to_numpy(values)
-    return np.asarray(values)
+    return backend.to_numpy(values)
 
 
 def _as_images(images, image_shape=None):

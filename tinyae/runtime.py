@@ -5,9 +5,11 @@ that then adapts) back to the operating system and faults them in again on the
 next training step: thousands of page faults per step, 15-60% of step time on
 tinyae's reference workloads (benchmarks/RESULTS.md). Raising the mmap and
 trim thresholds keeps those blocks in the heap for reuse. ``tune_malloc`` does
-that with ``mallopt`` when tinyae is imported, unless the user has chosen:
-setting ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` yourself, or
-``TINYAE_TUNE_MALLOC=0``, leaves the allocator alone.
+that with ``mallopt`` where training starts (``tinyae.train`` calls it once, before
+the first step; so do the benchmarks), never at ``import tinyae``, and not when the
+user has chosen: setting ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``
+yourself, or ``TINYAE_TUNE_MALLOC=0``, leaves the allocator alone. Call it yourself
+at the top of a training loop of your own.
 """
 import ctypes
 import ctypes.util
@@ -19,12 +21,21 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024   # glibc's upper limit for this setting on 64-bit
 TRIM_THRESHOLD = 256 * 1024 * 1024
 
-malloc_tuned = False
+malloc_tuned = False   # True once tune_malloc has changed the thresholds
+_asked = False
 
 
 def tune_malloc():
-    """Raise glibc's mmap/trim thresholds (Linux only); True if applied."""
-    global malloc_tuned
+    """Raise glibc's mmap/trim thresholds (Linux only, once per process); True if applied.
+
+    Example::
+
+        tinyae.runtime.tune_malloc()   # before a training loop of your own
+    """
+    global malloc_tuned, _asked
+    if _asked:
+        return malloc_tuned
+    _asked = True
     if not sys.platform.startswith("linux"):
         return False
     if os.environ.get("TINYAE_TUNE_MALLOC", "1") == "0":

@@ -4,7 +4,7 @@
                            val_data=x_val, patience=3, checkpoint_dir="runs/ae")
 
 One loop serves autoencoders, VAEs and GANs because the models speak one
-protocol (``tinyae.models.autoencoder`` describes it): the model builds its
+protocol (``tinyae.models.base`` describes it): the model builds its
 optimizers and takes one training step on a batch. The loop (``Trainer``) owns
 the steps, the order of the data and the random streams; the rest is done by
 callbacks (``tinyae.callbacks``) that ``train`` puts around your own:
@@ -39,10 +39,10 @@ import numpy
 
 from . import backend as backend_module
 from . import callbacks as callbacks_module
-from . import checkpoint, data, optim
+from . import checkpoint, data, optim, runtime
 from . import functional as F
 from .autograd import Tensor
-from .models.autoencoder import NonFiniteLossError
+from .models.base import NonFiniteLossError
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop}
 LR_SCHEDULES = ("cosine",)
@@ -341,7 +341,7 @@ def _set_generator_state(generator, text):
 
 
 def _host_copy(state):
-    return {name: backend_module.to_numpy(value).copy() for name, value in state.items()}
+    return {name: backend_module.to_numpy(value, copy=True) for name, value in state.items()}
 
 
 def _finite(value):
@@ -509,6 +509,7 @@ class Trainer:
 
     # --- the whole run, and Ctrl-C ----------------------------------------------------------
     def fit(self):
+        runtime.tune_malloc()  # once per process, before the first step allocates (runtime.py)
         _call(self.callbacks, "on_train_begin", self)
         previous_handler = self._install_sigint_handler()
         try:
@@ -573,7 +574,7 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
     batch_size = _integer("batch_size", batch_size, 1, where="evaluate")
     where = _model_backend(model)
     previous_rng = getattr(model, "rng", None)
-    model.rng = rng if isinstance(rng, numpy.random.Generator) else numpy.random.default_rng(rng)
+    model.rng = backend_module.as_generator(rng)
     totals = LossTotals()
     try:
         for start in range(0, len(x), batch_size):

@@ -22,7 +22,7 @@ import math
 import numpy
 
 from .. import backend, checkpoint, nn
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor
 
 ARCHITECTURE = "mnist-convnet-v1"   # stored with the weights; bump when the layers change
 ASSET = "mnist_classifier.npz"      # in tinyae/assets
@@ -57,6 +57,7 @@ class MNISTClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Dense(FEATURE_DIM, 10))
 
     def forward(self, x):
+        """The logits (N, 10) of images (N, 1, 28, 28)."""
         return self.head(self.features(x))
 
 
@@ -141,18 +142,13 @@ def classifier_outputs(images, classifier=None, batch_size=500):
     """
     classifier = load_reference_classifier() if classifier is None else classifier
     images = as_digit_images(images)
-    was_training = classifier.training
-    classifier.eval()
     features, logits = [], []
-    try:
-        with no_grad():
-            for start in range(0, len(images), int(batch_size)):
-                batch = Tensor(backend.to_backend(images[start:start + batch_size]))
-                h = classifier.features(batch)
-                features.append(h.numpy())
-                logits.append(classifier.head(h).numpy())
-    finally:
-        classifier.train(was_training)
+    with nn.evaluating(classifier):
+        for start in range(0, len(images), int(batch_size)):
+            batch = Tensor(backend.to_backend(images[start:start + batch_size]))
+            h = classifier.features(batch)
+            features.append(h.numpy())
+            logits.append(classifier.head(h).numpy())
     if not features:
         return ClassifierOutputs(numpy.zeros((0, FEATURE_DIM)), numpy.zeros((0, 10)))
     logits = numpy.concatenate(logits).astype(numpy.float64)

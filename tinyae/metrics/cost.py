@@ -28,9 +28,11 @@ class EpochTimer:
         self._last = None
 
     def on_train_begin(self, trainer):
+        """Start the clock."""
         self._last = self.clock()
 
     def on_epoch_end(self, trainer, epoch, history):
+        """Record the seconds since the previous epoch ended."""
         now = self.clock()
         if self._last is not None:
             self.epoch_seconds.append(now - self._last)
@@ -38,6 +40,7 @@ class EpochTimer:
 
     @property
     def seconds_per_epoch(self):
+        """The mean of the recorded epoch times."""
         if not self.epoch_seconds:
             return float("nan")
         return sum(self.epoch_seconds) / len(self.epoch_seconds)

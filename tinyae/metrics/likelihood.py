@@ -23,7 +23,7 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor
-from ..models.autoencoder import evaluating
+from ..nn import evaluating
 from ..models.vae import VAE
 
 LOG_2PI = math.log(2 * math.pi)

@@ -1,7 +1,7 @@
 """The models: autoencoders, VAEs, GANs, and tools for their latent spaces.
 
 Every model is a ``tinyae.nn.Module`` and speaks the training-step protocol
-that ``tinyae.train`` drives (see ``tinyae.models.autoencoder``)::
+that ``tinyae.train`` drives (``tinyae.models.base`` describes it)::
 
     from tinyae import models
     model = models.mlp_autoencoder((1, 28, 28), [512, 128, 32, 128, 512])
@@ -13,10 +13,13 @@ that ``tinyae.train`` drives (see ``tinyae.models.autoencoder``)::
 - ``GMMSampler``: sample new codes from the codes of real data (per class)
 - ``latent``: interpolate, attribute_vector, latent_arithmetic, morph,
   decode_basis, pca, nearest_neighbours
+
+The files: ``base.py`` (the protocol and shared helpers), ``builders.py`` (the
+layer stacks the builders use), then one file per family of models.
 """
 from . import latent
-from .autoencoder import (Autoencoder, DenoisingAutoencoder, NonFiniteLossError,
-                          TrainableModel, conv_autoencoder, mlp_autoencoder)
+from .autoencoder import Autoencoder, DenoisingAutoencoder, conv_autoencoder, mlp_autoencoder
+from .base import NonFiniteLossError, TrainableModel
 from .gan import GAN, dcgan, mlp_gan
 from .latent import (attribute_vector, decode_basis, interpolate, latent_arithmetic, morph,
                      nearest_neighbours, pca)

@@ -6,213 +6,24 @@
 ``conv_autoencoder`` build the study's networks; ``DenoisingAutoencoder``
 corrupts its input during training and learns to restore the clean one.
 
-This module also holds what every model of ``tinyae.models`` shares: the
-*training-step protocol* that ``tinyae.train`` drives, the input-shape check,
-and the stacks of layers the builders use.
-
-The training-step protocol
---------------------------
-A model that ``tinyae.train`` can train has:
-
-- ``rng``: the NumPy Generator its random draws come from (noise, corruption,
-  latent samples). The trainer replaces it with one it owns and saves, so a
-  resumed run draws the same numbers as an uninterrupted one.
-- ``needs_labels``: True when a batch must carry labels (a label-conditioned model).
-- ``make_optimizers(make)``: a dict name -> optimizer, ``make(parameters)``
-  building one; an autoencoder has one ("model"), a GAN two.
-- ``check_batch(x, y)``: raise a ValueError, naming both shapes, when data of
-  this shape cannot go into the model (called before the first step).
-- ``training_step(batch, optimizers, step)``: one optimisation step on a batch
-  ``(x, y)`` (``y`` may be None); returns the loss components as Python floats.
-  It raises ``NonFiniteLossError`` before updating anything when a loss is NaN or Inf.
-- ``validation_step(batch)``: the same components, no update, no graph.
-
-A model with one optimizer only writes ``loss_components(batch)``, a dict of
-scalar tensors whose "loss" entry is minimised; ``TrainableModel`` does the rest.
+The training-step protocol every model speaks, and the helpers the models share,
+are in ``tinyae.models.base``; the stacks of layers the builders use are in
+``tinyae.models.builders``.
 """
-import contextlib
 import math
 
-import numpy
-
-from .. import backend, data, losses, nn
-from ..autograd import Tensor, no_grad
-
-RECONSTRUCTION_LOSSES = ("bce", "mse", "euclidean")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss came out NaN or Inf; raised before the optimizer step, so no weight changed."""
-
-    def __init__(self, component, value):
-        self.component, self.value = component, value
-        super().__init__(f"the loss component {component!r} is {value}")
-
-
-# ---------------------------------------------------------------- small shared helpers
-def as_input(x, like=None):
-    """``x`` as a Tensor: a Tensor as it is; an array (NumPy or CuPy) as float32, on the
-    backend of the tensor ``like`` (default: the active backend)."""
-    if isinstance(x, Tensor):
-        return x
-    where = None if like is None else like.backend
-    return Tensor(backend.to_backend(x, where).astype(numpy.float32, copy=False))
-
-
-def standard_normal(rng, shape, like):
-    """Draws of N(0, 1) in float32 from the host Generator ``rng``, on ``like``'s backend.
-
-    Drawing on the host makes one seed give the same numbers on NumPy and CuPy.
-    """
-    values = rng.standard_normal(tuple(shape), dtype=numpy.float32)
-    values = values.astype(like.dtype, copy=False)
-    return Tensor(backend.to_backend(values, like.backend))
-
-
-def as_generator(rng, default):
-    """A NumPy Generator from ``rng``: a Generator, an int seed, or None for ``default``."""
-    if rng is None:
-        return default
-    if isinstance(rng, numpy.random.Generator):
-        return rng
-    return numpy.random.default_rng(rng)
-
-
-@contextlib.contextmanager
-def evaluating(model):
-    """Eval mode and no graph inside the block; the previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def check_input_shape(model_name, expected, given, flexible):
-    """Raise a ValueError naming both shapes when examples of shape ``given`` do not fit.
-
-    ``expected`` is the shape of one example. A ``flexible`` (fully connected)
-    model flattens its input, so any shape with as many values fits.
-    """
-    given = tuple(int(n) for n in given)
-    if expected is None:
-        return
-    expected = tuple(expected)
-    if flexible and math.prod(given) == math.prod(expected):
-        return
-    if not flexible and given == expected:
-        return
-    fits = (f"examples of {math.prod(expected)} values, e.g. shape {expected}" if flexible
-            else f"examples of shape {expected}")
-    raise ValueError(
-        f"{model_name} takes {fits}, but the data's examples have shape {given} "
-        f"(batches of shape (N, {', '.join(map(str, given))})). Build the model for this "
-        "data's shape, or reshape the data.")
-
-
-def check_finite(components):
-    """Raise NonFiniteLossError for the first NaN or Inf among the float ``components``."""
-    for name, value in components.items():
-        if not math.isfinite(value):
-            raise NonFiniteLossError(name, value)
-
-
-def scalar_values(components):
-    """The scalar tensors of a loss-components dict as Python floats (one sync each)."""
-    return {name: float(value.item() if isinstance(value, Tensor) else value)
-            for name, value in components.items()}
-
-
-def image_shape_of(input_dim):
-    """An int ``input_dim`` as the 1-tuple (input_dim,); a shape tuple as it is."""
-    if isinstance(input_dim, (tuple, list)):
-        return tuple(int(n) for n in input_dim)
-    return (int(input_dim),)
-
-
-# ---------------------------------------------------------------- the protocol, one optimizer
-class TrainableModel(nn.Module):
-    """The training-step protocol, with the steps of a model trained by one optimizer on
-    one loss (a GAN overrides the steps and the optimizers).
-
-    Subclasses pass ``input_shape`` (one example, or None to skip the check) and
-    ``flexible_input`` (True for models that flatten their input), and write
-    ``loss_components(batch)``.
-    """
-
-    needs_labels = False
-
-    def __init__(self, input_shape=None, flexible_input=False):
-        super().__init__()
-        self.input_shape = None if input_shape is None else tuple(input_shape)
-        self.flexible_input = flexible_input
-        self.rng = numpy.random.default_rng(0)
-
-    def as_input(self, x):
-        """``x`` as a Tensor on this model's backend (arrays become float32)."""
-        return as_input(x, like=next(self.parameters(), None))
-
-    def split_batch(self, batch):
-        """A batch as ``(x, y)``: x a Tensor on this model's backend; a bare x has y = None."""
-        x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
-        return self.as_input(x), y
-
-    def loss_components(self, batch):
-        raise NotImplementedError(f"{type(self).__name__} must define loss_components(batch)")
-
-    def make_optimizers(self, make):
-        return {"model": make(self.parameters())}
-
-    def check_batch(self, x, y=None):
-        check_input_shape(type(self).__name__, self.input_shape, tuple(x.shape[1:]),
-                          self.flexible_input)
-        if self.needs_labels and y is None:
-            raise ValueError(f"{type(self).__name__} is conditioned on labels, but the data "
-                             "has none: pass data=(x, y) or labels=y")
-
-    def training_step(self, batch, optimizers, step=None):
-        """Zero the gradients, compute the loss, check it is finite, backward, step."""
-        optimizer = optimizers["model"]
-        optimizer.zero_grad()
-        components = self.loss_components(batch)
-        values = scalar_values(components)
-        check_finite(values)
-        components["loss"].backward()
-        optimizer.step()
-        return values
-
-    def validation_step(self, batch):
-        with evaluating(self):
-            return scalar_values(self.loss_components(batch))
-
-
-# ---------------------------------------------------------------- the autoencoder
-def reconstruction_loss(name, x_hat, x, reduction="mean"):
-    """The reconstruction error ``name`` ("bce", "mse" or "euclidean") of x_hat against x."""
-    if name == "bce":
-        return losses.bce(x_hat, x, reduction=reduction)
-    if name == "mse":
-        return losses.mse(x_hat, x, reduction=reduction)
-    return losses.euclidean(x_hat, x, reduction=reduction)
-
-
-def check_loss_name(name, allowed=RECONSTRUCTION_LOSSES):
-    if name not in allowed:
-        raise ValueError(f"loss must be one of {allowed}, got {name!r}")
-    return name
-
-
-def check_bce_targets(model_name, loss, x):
-    """BCE needs targets in [0, 1]: say so, with the data's range, before training starts."""
-    if loss != "bce" or x.size == 0:
-        return
-    low, high = float(x.data.min()), float(x.data.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"{model_name} with loss='bce' needs data in [0, 1], but this batch "
-                         f"runs from {low:g} to {high:g}. Scale it (e.g. x / 255) or use "
-                         "loss='mse'.")
+from .. import backend, data, nn
+from ..autograd import Tensor
+from .base import (TrainableModel, as_generator, check_bce_targets, check_loss_name,
+                   evaluating, image_shape_of, reconstruction_loss)
+from .builders import (conv_decoder_stack, conv_encoder_stack, conv_image_shape, mlp_layers,
+                       split_hidden)
+# Names that lived here before the split into base.py and builders.py; importing them from
+# here still works (train.py imports NonFiniteLossError), but new code imports from there.
+from .base import (RECONSTRUCTION_LOSSES, NonFiniteLossError, as_input,  # noqa: F401
+                   check_finite_losses, check_input_shape, scalar_values, standard_normal)
+from .builders import (ACTIVATION_LAYERS, activation_layer, conv_output_size,  # noqa: F401
+                       transposed_output_padding)
 
 
 class Autoencoder(TrainableModel):
@@ -277,6 +88,7 @@ class Autoencoder(TrainableModel):
             return self.forward(x)
 
     def sample(self, n, rng=None):
+        """An autoencoder has no prior over codes: raises NotImplementedError saying what to do."""
         raise NotImplementedError(
             f"{type(self).__name__} has no prior to sample codes from. Fit a "
             "tinyae.models.GMMSampler on its codes (model.embed(x)) and decode its samples, "
@@ -284,6 +96,7 @@ class Autoencoder(TrainableModel):
 
     # --- training ----------------------------------------------------------------
     def check_batch(self, x, y=None):
+        """The protocol's shape check, plus data in [0, 1] for loss="bce"."""
         super().check_batch(x, y)
         check_bce_targets(type(self).__name__, self.loss, x)
 
@@ -293,6 +106,7 @@ class Autoencoder(TrainableModel):
         return {"loss": reconstruction_loss(self.loss, self.forward(x), x)}
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"loss={self.loss!r}"
 
 
@@ -337,11 +151,12 @@ class DenoisingAutoencoder(Autoencoder):
         elif self.noise == "salt_and_pepper":
             noisy = data.salt_and_pepper(x.data, self.noise_level, rng=rng)
         else:
-            keep = rng.random(x.shape, dtype=numpy.float32) >= self.noise_level
+            keep = rng.random(x.shape, dtype="float32") >= self.noise_level
             noisy = x.data * backend.to_backend(keep.astype(x.dtype), x.backend)
         return Tensor(noisy.astype(x.dtype, copy=False))
 
     def loss_components(self, batch):
+        """{"loss": L(decoder(encoder(corrupt(x))), x)}; corrupted in training mode only."""
         x, _ = self.split_batch(batch)
         seen = self.corrupt(x) if self.training else x
         return {"loss": reconstruction_loss(self.loss, self.forward(seen), x)}
@@ -351,140 +166,8 @@ class DenoisingAutoencoder(Autoencoder):
         return self.reconstruct(x)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"loss={self.loss!r}, noise={self.noise!r}, noise_level={self.noise_level}"
-
-
-# ---------------------------------------------------------------- layer stacks for builders
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softplus": nn.Softplus,
-}
-
-
-def activation_layer(name):
-    """A new activation layer by name, or None for "linear"/None (no activation)."""
-    if name in (None, "linear"):
-        return None
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)} "
-                         "or None")
-    return ACTIVATIONS[name]()
-
-
-def mlp_layers(sizes, activation, last_activation, batch_norm=False):
-    """Dense layers sizes[0] -> sizes[1] -> ... with ``activation`` between them and
-    ``last_activation`` after the last (a list of layers for Sequential). With
-    ``batch_norm``, a BatchNorm1d sits between each inner Dense and its activation
-    (not after the last layer, which is a code or an output)."""
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Dense(n_in, n_out))
-        last = i == len(sizes) - 2
-        if batch_norm and not last:
-            layers.append(nn.BatchNorm1d(n_out))
-        act = activation_layer(last_activation if last else activation)
-        if act is not None:
-            layers.append(act)
-    return layers
-
-
-def split_hidden(hidden, latent_dim):
-    """(encoder hidden sizes, code size, decoder hidden sizes) from a builder's ``hidden``.
-
-    If ``hidden`` has an odd length and its middle entry is ``latent_dim`` (or
-    ``latent_dim`` is None), it is the whole stack as written in the study,
-    encoder and decoder: [512, 128, 32, 128, 512]. Otherwise it lists the
-    encoder's hidden layers and the decoder mirrors them: [512, 128] with
-    latent_dim=32 builds the same network.
-    """
-    hidden = [int(n) for n in hidden]
-    middle = len(hidden) // 2
-    if len(hidden) % 2 == 1 and (latent_dim is None or hidden[middle] == latent_dim):
-        return hidden[:middle], hidden[middle], hidden[middle + 1:]
-    if latent_dim is None:
-        raise ValueError(f"hidden={hidden} has no middle (code) layer; give latent_dim, or "
-                         "list the whole stack with the code in the middle, e.g. "
-                         "[512, 128, 32, 128, 512]")
-    return hidden, int(latent_dim), hidden[::-1]
-
-
-def conv_output_size(size, kernel_size, stride, padding):
-    """Conv2d's output size along one axis: floor((size + 2 padding - kernel) / stride) + 1."""
-    return (size + 2 * padding - kernel_size) // stride + 1
-
-
-def transposed_output_padding(target, size, kernel_size, stride, padding):
-    """The output_padding that makes ConvTranspose2d map ``size`` back to exactly ``target``.
-
-    ConvTranspose2d gives (size - 1) stride - 2 padding + kernel + output_padding.
-    """
-    padding_needed = target - ((size - 1) * stride - 2 * padding + kernel_size)
-    if not 0 <= padding_needed < stride:
-        raise ValueError(f"a transposed convolution (kernel {kernel_size}, stride {stride}, "
-                         f"padding {padding}) cannot map {size} back to {target} pixels; "
-                         "choose another kernel_size/padding")
-    return padding_needed
-
-
-def conv_encoder_stack(input_shape, channels, kernel_size=3, stride=2, padding=1):
-    """Conv2d + BatchNorm2d + LeakyReLU(0.2) per entry of ``channels``, then Flatten.
-
-    Returns (Sequential, feature_dim, sizes) where ``sizes`` lists the (H, W) after
-    each convolution, starting with the input's.
-    """
-    c, h, w = _image_shape(input_shape)
-    layers, sizes = [], [(h, w)]
-    for out_channels in channels:
-        layers += [nn.Conv2d(c, out_channels, kernel_size, stride=stride, padding=padding),
-                   nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2)]
-        h, w = (conv_output_size(h, kernel_size, stride, padding),
-                conv_output_size(w, kernel_size, stride, padding))
-        if h < 1 or w < 1:
-            raise ValueError(f"{len(channels)} stride-{stride} convolutions shrink a "
-                             f"{input_shape[1]}x{input_shape[2]} image to nothing; use fewer "
-                             "channels entries")
-        sizes.append((h, w))
-        c = out_channels
-    layers.append(nn.Flatten())
-    return nn.Sequential(*layers), c * h * w, sizes
-
-
-def conv_decoder_stack(latent_dim, input_shape, channels, sizes, kernel_size=3, stride=2,
-                       padding=1, out_activation="sigmoid"):
-    """The mirror of ``conv_encoder_stack``: Dense + Reshape, then one ConvTranspose2d per
-    convolution (BatchNorm2d + LeakyReLU(0.2) after all but the last, which ends in
-    ``out_activation``), each output_padding chosen so the sizes retrace ``sizes`` exactly.
-    """
-    c_in = _image_shape(input_shape)[0]
-    h, w = sizes[-1]
-    layers = [nn.Dense(latent_dim, channels[-1] * h * w), nn.Reshape(channels[-1], h, w)]
-    targets = list(reversed(sizes[:-1]))                  # the sizes to climb back to
-    outs = list(reversed(channels[:-1])) + [c_in]         # channels after each transpose
-    ins = list(reversed(channels))
-    for i, ((th, tw), c_from, c_to) in enumerate(zip(targets, ins, outs)):
-        h_pad = transposed_output_padding(th, h, kernel_size, stride, padding)
-        w_pad = transposed_output_padding(tw, w, kernel_size, stride, padding)
-        layers.append(nn.ConvTranspose2d(c_from, c_to, kernel_size, stride=stride,
-                                         padding=padding, output_padding=(h_pad, w_pad)))
-        if i < len(targets) - 1:
-            layers += [nn.BatchNorm2d(c_to), nn.LeakyReLU(0.2)]
-        else:
-            act = activation_layer(out_activation)
-            if act is not None:
-                layers.append(act)
-        h, w = th, tw
-    return nn.Sequential(*layers)
-
-
-def _image_shape(input_shape):
-    shape = tuple(int(n) for n in input_shape)
-    if len(shape) != 3:
-        raise ValueError(f"a convolutional model needs input_shape=(channels, height, width), "
-                         f"got {input_shape!r}")
-    return shape
 
 
 # ---------------------------------------------------------------- builders
@@ -550,7 +233,7 @@ def conv_autoencoder(input_shape, channels=(32, 64), latent_dim=32, kernel_size=
 
         model = conv_autoencoder((1, 28, 28), channels=(32, 64), latent_dim=16)
     """
-    shape = _image_shape(input_shape)
+    shape = conv_image_shape(input_shape)
     features, feature_dim, sizes = conv_encoder_stack(shape, channels, kernel_size)
     encoder = nn.Sequential(features, nn.Dense(feature_dim, latent_dim))
     decoder = conv_decoder_stack(latent_dim, shape, list(channels), sizes, kernel_size)

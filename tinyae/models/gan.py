@@ -17,8 +17,8 @@ import math
 
 from .. import losses, nn
 from ..autograd import no_grad
-from .autoencoder import (TrainableModel, as_generator, check_finite, evaluating,
-                          scalar_values, standard_normal)
+from .base import (TrainableModel, as_generator, check_finite_losses, evaluating, scalar_values,
+                   standard_normal)
 
 
 class GAN(TrainableModel):
@@ -94,6 +94,7 @@ class GAN(TrainableModel):
 
     # --- the training-step protocol --------------------------------------------
     def make_optimizers(self, make):
+        """Two optimizers: "d" for the discriminator, "g" for the generator."""
         return {"generator": make(self.generator.parameters()),
                 "discriminator": make(self.discriminator.parameters())}
 
@@ -122,7 +123,7 @@ class GAN(TrainableModel):
         d_optimizer.zero_grad()
         d_loss = self.discriminator_loss(real)
         values = scalar_values({"d": d_loss})
-        check_finite(values)
+        check_finite_losses(values)
         d_loss.backward()
         d_optimizer.step()
 
@@ -130,19 +131,21 @@ class GAN(TrainableModel):
             g_optimizer.zero_grad()
             g_loss = self.generator_loss(real.shape[0], real)
             g_value = scalar_values({"g": g_loss})
-            check_finite(g_value)
+            check_finite_losses(g_value)
             g_loss.backward()   # also fills D's gradients; D's next zero_grad drops them
             g_optimizer.step()
             values.update(g_value)
         return values
 
     def validation_step(self, batch):
+        """D's and G's losses on ``batch``, in eval mode, without a graph or an update."""
         real = self._real(self.split_batch(batch)[0])
         with evaluating(self):
             return scalar_values({"d": self.discriminator_loss(real),
                                   "g": self.generator_loss(real.shape[0], real)})
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return (f"latent_dim={self.latent_dim}, d_steps={self.d_steps}, "
                 f"label_smoothing={self.label_smoothing}, scale_data={self.scale_data}")
 

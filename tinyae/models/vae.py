@@ -14,15 +14,14 @@ label (generate a requested digit) or the visible part of an image (inpainting).
 """
 import math
 
-import numpy
-
 from .. import backend, data, losses, nn
 from .. import functional as F
 from ..autograd import Tensor
 from ..ops import concatenate
-from .autoencoder import (Autoencoder, _image_shape, as_generator, check_loss_name,
-                          conv_decoder_stack, conv_encoder_stack, evaluating, image_shape_of,
-                          mlp_layers, reconstruction_loss, standard_normal)
+from .autoencoder import Autoencoder
+from .base import (as_generator, check_loss_name, evaluating, image_shape_of,
+                   reconstruction_loss, standard_normal)
+from .builders import conv_decoder_stack, conv_encoder_stack, conv_image_shape, mlp_layers
 
 VAE_LOSSES = ("bce", "mse")
 
@@ -130,11 +129,13 @@ class VAE(Autoencoder):
         return {"loss": loss, "recon": recon, "kl": kl}
 
     def loss_components(self, batch):
+        """{"loss", "recon", "kl"} of ``batch`` (see ``elbo_terms``)."""
         x, _ = self.split_batch(batch)
         x_hat, mu, logvar = self.forward(x)
         return self.elbo_terms(x, x_hat, mu, logvar)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return (f"latent_dim={self.latent_dim}, loss={self.loss!r}, beta={self.beta}, "
                 f"r_loss_factor={self.r_loss_factor}, kl={self.kl}")
 
@@ -192,8 +193,7 @@ class ConditionalVAE(VAE):
     def label_condition(self, labels, like):
         """One-hot rows (N, n_classes) for integer ``labels``, on ``like``'s backend."""
         labels = labels.data if isinstance(labels, Tensor) else labels
-        labels = backend.to_backend(numpy.asarray(labels) if numpy.isscalar(labels) else labels,
-                                    like.backend)
+        labels = backend.to_backend(labels, like.backend)  # an int, a list or an array
         if labels.ndim != 1:
             labels = labels.reshape(-1)
         return Tensor(data.one_hot(labels, self.n_classes, dtype=like.dtype))
@@ -226,6 +226,7 @@ class ConditionalVAE(VAE):
         return Tensor(masks.reshape(x.shape) if masks.size == x.size else masks)
 
     def training_condition(self, x, y):
+        """The condition c for a training batch: one-hot labels, or the masked image + mask."""
         if self.condition == "label":
             if y is None:
                 raise ValueError("ConditionalVAE(condition='label') needs labels with each "
@@ -244,10 +245,12 @@ class ConditionalVAE(VAE):
         return self._decode(z, condition)
 
     def embed(self, x, condition):
+        """The mean mu of q(z | x, c): the code used for analysis, no graph."""
         with evaluating(self):
             return self._encode(x, condition)[0]
 
     def reconstruct(self, x, condition):
+        """decode(mu, c) in eval mode: the deterministic reconstruction given condition c."""
         x = self.as_input(x)
         with evaluating(self):
             return self._decode(self._encode(x, condition)[0], condition).reshape(x.shape)
@@ -260,14 +263,15 @@ class ConditionalVAE(VAE):
         rng = as_generator(rng, self.rng)
         like = next(iter(self.parameters()))
         with evaluating(self):
+            xp = backend.get_array_module(like.data)
             if self.condition == "label":
                 if label is None:
-                    labels = numpy.arange(n) % self.n_classes
+                    labels = xp.arange(n) % self.n_classes
                 else:
-                    labels = numpy.broadcast_to(numpy.asarray(label, dtype=numpy.int64), (n,))
-                condition = self.label_condition(numpy.ascontiguousarray(labels), like)
+                    labels = xp.full((n,), 0, dtype="int64") + backend.to_backend(
+                        label, like.backend).astype("int64")
+                condition = self.label_condition(labels, like)
             else:
-                xp = backend.get_array_module(like.data)
                 condition = Tensor(xp.zeros((n, self.condition_dim), dtype=like.dtype))
             z = standard_normal(rng, (n, self.latent_dim), like)
             return self._decode(z, condition)
@@ -293,6 +297,7 @@ class ConditionalVAE(VAE):
             return masked * mask + guess * (1.0 - mask)
 
     def loss_components(self, batch):
+        """{"loss", "recon", "kl"} of ``batch`` with its condition."""
         x, y = self.split_batch(batch)
         condition = self.training_condition(x, y)
         mu, logvar = self._encode(x, condition)
@@ -300,6 +305,7 @@ class ConditionalVAE(VAE):
         return self.elbo_terms(x, x_hat, mu, logvar)
 
     def extra_repr(self):
+        """The arguments shown in ``repr``."""
         return f"condition={self.condition!r}, " + super().extra_repr()
 
 
@@ -367,7 +373,7 @@ def conv_vae(input_shape=(1, 28, 28), channels=(32, 64, 64, 64), latent_dim=2, k
 
         model = conv_vae((3, 64, 64), channels=(32, 64, 64, 64), latent_dim=200)
     """
-    shape = _image_shape(input_shape)
+    shape = conv_image_shape(input_shape)
     encoder, feature_dim, sizes = conv_encoder_stack(shape, channels, kernel_size)
     decoder = conv_decoder_stack(latent_dim, shape, list(channels), sizes, kernel_size,
                                  out_activation="sigmoid" if loss == "bce" else None)

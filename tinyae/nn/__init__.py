@@ -14,13 +14,13 @@ Example::
 The functions behind the layers are in ``tinyae.functional``.
 """
 from ..autograd import Parameter
-from .module import Module, Sequential, LoadResult
+from .module import Module, Sequential, LoadResult, evaluating
 from .layers import (manual_seed, Dense, Linear, Conv2d, ConvTranspose2d, BatchNorm1d,
                      BatchNorm2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softplus, Dropout, Flatten,
                      Reshape)
 from .layers import MaxPool2d, AvgPool2d, Softmax, LogSoftmax
 
-__all__ = ["Parameter", "Module", "Sequential", "LoadResult", "manual_seed", "Dense",
-           "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
+__all__ = ["Parameter", "Module", "Sequential", "LoadResult", "evaluating", "manual_seed",
+           "Dense", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Dropout", "Flatten", "Reshape"]
 __all__ += ["MaxPool2d", "AvgPool2d", "Softmax", "LogSoftmax"]

@@ -94,19 +94,12 @@ class Dense(Module):
         self.weight = _uniform_parameter((self.out_features, self.in_features), bound, dtype)
         self.bias = _uniform_parameter((self.out_features,), bound, dtype) if bias else None
 
-    def forward(self, x, activation=None):
-        """``activation``: an activation layer applied in the same fused pass (Sequential
-        passes the layer that follows this one); None for a plain affine map."""
+    def forward(self, x, activation="identity", negative_slope=0.01):
+        """``activation``: the name of an activation applied in the same fused pass
+        (Sequential passes it for the pairs in ``nn.module.FUSIONS``)."""
         if x.ndim < 2 or x.shape[-1] != self.in_features:
             raise _wrong_input(self, f"(N, {self.in_features})", x)
-        if activation is None:
-            return F.linear(x, self.weight, self.bias)
-        slope = getattr(activation, "negative_slope", 0.01)
-        if activation.fused_name == "leaky_relu" and slope <= 0:
-            return activation(F.linear(x, self.weight, self.bias))   # see F.linear
-        return F.linear(x, self.weight, self.bias, activation.fused_name, slope)
-
-    fuses_activation = True  # Sequential may hand it the next layer (see Sequential.forward)
+        return F.linear(x, self.weight, self.bias, activation, negative_slope)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -284,8 +277,7 @@ class BatchNorm2d(_BatchNorm):
 
 
 # ---------------------------------------------------------------- activations
-# Each has a ``fused_name``: the act under which Dense applies it in its own pass when
-# Sequential puts it right after a Dense (kernels.FUSED_ACTIVATIONS).
+# Sequential runs the ones that follow a Dense in Dense's own pass (nn.module.FUSIONS).
 class ReLU(Module):
     """max(x, 0), elementwise (tinyae.relu); d/dx = 1 where x > 0, else 0.
 
@@ -294,8 +286,6 @@ class ReLU(Module):
         act = ReLU()
         y = act(x)                       # same shape as x
     """
-
-    fused_name = "relu"  # the name under which Dense can apply it in its fused pass
 
     def forward(self, x):
         return F.relu(x)
@@ -310,7 +300,6 @@ class LeakyReLU(Module):
         y = act(x)
     """
 
-    fused_name = "leaky_relu"
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
@@ -331,8 +320,6 @@ class Sigmoid(Module):
         decoder = Sequential(Dense(32, 784), Sigmoid())   # pixels in (0, 1)
     """
 
-    fused_name = "sigmoid"
-
     def forward(self, x):
         return F.sigmoid(x)
 
@@ -345,8 +332,6 @@ class Tanh(Module):
         act = Tanh()
         y = act(x)                       # values in (-1, 1)
     """
-
-    fused_name = "tanh"
 
     def forward(self, x):
         return F.tanh(x)

@@ -18,11 +18,10 @@ PyTorch, so names follow the attribute path::
 PyTorch, so weights move both ways (``{k: v.numpy() for k, v in torch_sd.items()}``).
 """
 import collections
-
-import numpy
+import contextlib
 
 from .. import backend
-from ..autograd import Parameter, Tensor
+from ..autograd import Parameter, Tensor, no_grad
 
 LoadResult = collections.namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
 
@@ -99,13 +98,34 @@ class Module:
 
     # --- calling ---------------------------------------------------------------
     def forward(self, *inputs):
+        """The computation of this module; subclasses define it (call the module, not forward)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *inputs, **kwargs):
+        """``forward(*inputs)`` after checking each input is a Tensor or an array whose dtype
+        matches this layer's parameters; records the output's shape for ``repr``."""
+        for x in inputs:
+            self._check_input_type(x)
         output = self.forward(*inputs, **kwargs)
         if isinstance(output, Tensor):
             self.output_shape = output.shape
         return output
+
+    def _check_input_type(self, x):
+        """Refuse what PyTorch refuses: a Python list (or any non-array) as a layer's input,
+        and a floating input whose dtype differs from the layer's own parameters' (it
+        would silently turn the output and the weights' gradients into another dtype)."""
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{type(self).__name__} takes a Tensor (or a NumPy/CuPy array), "
+                            f"got a {type(x).__name__}. Convert it first: tinyae.tensor(x)")
+        if not hasattr(x, "dtype"):
+            return  # an option some forward takes (None, a flag, a name)
+        own = next((p for p in self._parameters.values() if p is not None), None)
+        if own is not None and x.dtype.kind == "f" and x.dtype != own.dtype:
+            raise TypeError(f"{type(self).__name__}: the input is {x.dtype} but the layer's "
+                            f"parameters are {own.dtype}. Convert the input "
+                            f"(x.astype('{own.dtype}')) or build the layer with "
+                            f"dtype='{x.dtype}'")
 
     # --- traversal -------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -117,10 +137,12 @@ class Module:
                                                else f"{prefix}.{name}")
 
     def modules(self):
+        """This module and every submodule, depth first."""
         for _, module in self.named_modules():
             yield module
 
     def children(self):
+        """The direct submodules."""
         return iter(child for child in self._modules.values() if child is not None)
 
     def named_parameters(self, prefix=""):
@@ -138,12 +160,14 @@ class Module:
             yield param
 
     def named_buffers(self, prefix=""):
+        """(name, buffer) for every buffer of this module and its submodules."""
         for module_name, module in self.named_modules(prefix):
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buffer
 
     def buffers(self):
+        """Every buffer (state saved but not trained, e.g. batch norm's running mean)."""
         for _, buffer in self.named_buffers():
             yield buffer
 
@@ -217,7 +241,9 @@ class Module:
                 continue
             value = state[key]
             value = value.data if isinstance(value, Tensor) else value
-            shape = tuple(int(n) for n in getattr(value, "shape", numpy.shape(value)))
+            if not hasattr(value, "shape"):  # a list or a number
+                value = backend.to_backend(value, tensor.backend)
+            shape = tuple(int(n) for n in value.shape)
             if shape != tensor.shape:
                 problems.append(f"size mismatch for {key!r}: the state dict has shape "
                                 f"{shape}, this model expects {tensor.shape}")
@@ -258,6 +284,25 @@ class Module:
         return "\n".join(lines) + "\n)" + _annotation(self, total=True)
 
 
+@contextlib.contextmanager
+def evaluating(model):
+    """Eval mode and no graph inside the block (evaluation, sampling, embedding); the
+    model's previous mode afterwards. Yields the model.
+
+    Example::
+
+        with nn.evaluating(model):
+            codes = model.encode(x)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
 def _annotation(module, total=False):
     """'  # output (N, ...), 1,234 parameters' for the layer listing in repr."""
     parts = []
@@ -269,12 +314,20 @@ def _annotation(module, total=False):
     return "  # " + ", ".join(parts) if parts else ""
 
 
-def _fusable(layer, following):
-    """A layer that can apply the next one (an activation with a ``fused_name``) itself.
-    Exact activation types only, so a subclass with its own forward is never skipped."""
-    return (getattr(layer, "fuses_activation", False) and following is not None
-            and "fused_name" in type(following).__dict__
-            and type(following).forward is type(following).__dict__.get("forward"))
+# Below Module: layers.py imports Module from this file.
+from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+
+# The pairs of consecutive layers that Sequential runs as one fused pass: Dense applies
+# the activation inside its own op (functional.linear's ``activation``), the same result
+# with one kernel instead of two. Exact types only, so a subclass with its own forward
+# always runs on its own. Both layers stay children of Sequential with their indices,
+# so parameter names and state_dict keys are those of PyTorch's nn.Sequential.
+FUSIONS = {
+    (Dense, ReLU): "relu",
+    (Dense, LeakyReLU): "leaky_relu",   # with the LeakyReLU's negative_slope, if above 0
+    (Dense, Sigmoid): "sigmoid",
+    (Dense, Tanh): "tanh",
+}
 
 
 class Sequential(Module):
@@ -295,15 +348,19 @@ class Sequential(Module):
             setattr(self, str(index), layer)
 
     def forward(self, x):
+        """Each layer on the output of the one before; the pairs in ``FUSIONS`` in one pass."""
         layers = list(self._modules.values())
         i = 0
         while i < len(layers):
             layer = layers[i]
             following = layers[i + 1] if i + 1 < len(layers) else None
-            if _fusable(layer, following):
-                # Dense then an activation: one fused pass (functional.linear), same result
-                x = layer(x, activation=following)
-                following.output_shape = x.shape
+            fused = FUSIONS.get((type(layer), type(following)))
+            slope = getattr(following, "negative_slope", 0.01)
+            if fused == "leaky_relu" and slope <= 0:
+                fused = None  # the fused backward reads the sign off y: right only for slope > 0
+            if fused is not None:
+                x = layer(x, activation=fused, negative_slope=slope)
+                following.output_shape = x.shape  # for repr: the activation's output is this
                 i += 2
             else:
                 x = layer(x)
