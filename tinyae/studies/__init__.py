@@ -17,8 +17,10 @@ From Python::
 
 From the shell: ``tinyae study face-vae --quick --data-dir /data --out runs/faces``.
 """
+# common first: it defines UsageError, which the modules it re-exports import from it.
+from .common import UsageError  # noqa: I001
 from . import autoencoder_gmm, denoise_inpaint, face_vae, gan_vs_vae, photo_vae
-from .common import Outputs, UsageError
+from .outputs import Outputs
 
 STUDIES = {module.NAME: module for module in
            (autoencoder_gmm, denoise_inpaint, gan_vs_vae, photo_vae, face_vae)}

@@ -15,8 +15,10 @@ import numpy
 
 from .. import plot
 from ..models import GMMSampler, decode_basis, interpolate, mlp_autoencoder, nearest_neighbours, pca
-from .common import (RunSettings, decode_all, embed_all, fit, load_dataset, losses_line,
-                     reconstruct_all, samples_by_class, seed_everything)
+from ..data import load_dataset
+from .outputs import losses_line
+from .training import (RunSettings, decode_all, embed_all, fit, reconstruct_all, samples_by_class,
+                       seed_everything)
 
 NAME = "autoencoder-gmm"
 TITLE = ("MLP autoencoder on MNIST, per-digit Gaussian and Gaussian-mixture samplers in its "

@@ -16,8 +16,10 @@ import numpy
 
 from .. import plot
 from ..models import GMMSampler, interpolate, mlp_autoencoder, mlp_vae, pca
-from .common import (Outputs, RunSettings, decode_all, embed_all, fit, load_dataset, losses_line,
-                     plural, reconstruct_all, samples_by_class, seed_everything)
+from ..data import load_dataset
+from .outputs import Outputs, losses_line, plural
+from .training import (RunSettings, decode_all, embed_all, fit, reconstruct_all, samples_by_class,
+                       seed_everything)
 
 # Per data set: models and epochs chosen so the default run takes well under a minute.
 CONFIGS = {

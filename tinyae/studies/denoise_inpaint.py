@@ -18,8 +18,9 @@ import numpy
 from .. import data, plot
 from ..backend import to_numpy
 from ..models import mlp_autoencoder, mlp_cvae, mlp_vae
-from .common import (RunSettings, decode_all, embed_all, fit, load_dataset, losses_line,
-                     seed_everything)
+from ..data import load_dataset
+from .outputs import losses_line
+from .training import RunSettings, decode_all, embed_all, fit, seed_everything
 
 NAME = "denoise-inpaint"
 TITLE = "denoising autoencoder, 2-D VAE latent space, inpainting with VAE and CVAEs on MNIST"

@@ -17,8 +17,11 @@ import numpy
 
 from .. import data, plot
 from ..models import attribute_vector, conv_vae, latent_arithmetic, morph
-from .common import (Dataset, RunSettings, UsageError, decode_all, embed_all, fit, losses_line,
-                     reconstruct_all, seed_everything)
+from ..data import Dataset
+from .common import UsageError
+from .outputs import losses_line
+from .training import (RunSettings, decode_all, embed_all, fit, reconstruct_all,
+                       seed_everything)
 
 NAME = "face-vae"
 TITLE = "convolutional VAE on the Olivetti faces: samples, latent arithmetic, morphing"

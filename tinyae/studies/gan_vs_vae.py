@@ -22,8 +22,9 @@ import numpy
 from .. import losses, nn, plot
 from ..models import TrainableModel, mlp_gan, mlp_vae, nearest_neighbours
 from ..train import evaluate
-from .common import (RunSettings, bar_chart, evaluation_mode, fit, load_dataset, losses_line,
-                     plural, reconstruct_all, seed_everything)
+from ..data import load_dataset
+from .outputs import losses_line, plural
+from .training import (RunSettings, evaluation_mode, fit, reconstruct_all, seed_everything)
 
 NAME = "gan-vs-vae"
 TITLE = "MLP GAN against MLP VAE on MNIST: samples, class spread, confidence, novelty"
@@ -123,7 +124,7 @@ def run(settings, out):
         distance = nearest_neighbours(images, dataset.x_train).distances[:, 0].mean()
         fractions.append(shares)
         table.append((name, entropy, confidence, float(distance)))
-    bar_chart(list(groups), fractions, list(range(10)), out.file("class_distribution.png"),
+    plot.bar_chart(list(groups), fractions, list(range(10)), out.file("class_distribution.png"),
               ylabel="fraction of images", title="classes the classifier sees")
 
     shown = 10

@@ -15,8 +15,10 @@ import numpy
 from .. import data, plot
 from ..callbacks import SaveReconstructions, SaveSamples
 from ..models import conv_vae, morph
-from .common import (Dataset, RunSettings, UsageError, fit, losses_line, reconstruct_all,
-                     seed_everything)
+from ..data import Dataset
+from .common import UsageError
+from .outputs import losses_line
+from .training import RunSettings, fit, reconstruct_all, seed_everything
 
 NAME = "photo-vae"
 TITLE = "convolutional VAE on a folder of photos (100x100 grayscale, latent 150)"
