@@ -71,12 +71,15 @@ def pytest_terminal_summary(terminalreporter):
     for report in terminalreporter.stats.get("skipped", []):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reasons[reason.replace("Skipped: ", "", 1)] += 1
-    deselected = len(terminalreporter.stats.get("deselected", []))
+    deselected = terminalreporter.stats.get("deselected", [])
+    slow = sum(1 for item in deselected if item.get_closest_marker("slow"))
     if not reasons and not deselected:
         return
     terminalreporter.section("skipped and deselected", sep="-")
     for reason, count in reasons.most_common():
         terminalreporter.write_line(f"{count:5d} skipped: {reason}")
-    if deselected:
-        terminalreporter.write_line(f"{deselected:5d} deselected by -m (the default leaves out "
-                                    "tests marked slow; `pytest -m slow` runs them)")
+    if slow:
+        terminalreporter.write_line(f"{slow:5d} deselected: marked slow (the default run leaves "
+                                    "them out; `pytest -m slow` runs them)")
+    if len(deselected) > slow:
+        terminalreporter.write_line(f"{len(deselected) - slow:5d} deselected by -k or -m")

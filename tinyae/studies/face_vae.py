@@ -35,9 +35,10 @@ NO_GLASSES = tuple(p for p in range(40) if p not in GLASSES + MIXED)
 FULL = dict(latent_dim=200, channels=(32, 64, 64, 64), mse_factor=10000.0, epochs=300,
             batch_size=32, lr=5e-4, limit=None, group_a=GLASSES, group_b=NO_GLASSES, seed=0)
 QUICK = dict(FULL, epochs=40)
-QUICK_NOTE = ("all 400 faces, 40 epochs: blurred but recognisable faces (the summary compares "
-              "the reconstruction error with the mean face's); the glasses vector needs the "
-              "full run; about a minute of CPU time")
+QUICK_NOTE = ("all 400 faces, 40 epochs: blurred faces that follow each picture's light and "
+              "pose, not yet its features (the summary compares the reconstruction error with "
+              "the mean face's); the glasses vector needs the full run; about a minute of CPU "
+              "time")
 FULL_NOTE = ("all 400 faces, 300 epochs (the glasses vector shows from about 200 on); "
              "about 1.3 s per epoch on one CPU core, some 6-7 minutes")
 
