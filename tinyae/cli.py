@@ -220,7 +220,7 @@ def _add_study(commands):
     names.required = True
     for name, module in studies.STUDIES.items():
         epilog = (f"Full settings: {common.settings_text(module.FULL)}.\n\nTime: "
-                  f"{module.FULL_NOTE}.\n\n--quick: {module.QUICK_NOTE}. It changes: "
+                  f"{module.FULL_NOTE}.\n\n--quick: {module.QUICK_NOTE}.\n\n--quick changes: "
                   f"{common.settings_text(_changes(module.FULL, module.QUICK))}.")
         sub = names.add_parser(
             name, help=module.TITLE, description=module.__doc__.strip(),
