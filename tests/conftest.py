@@ -1,4 +1,5 @@
 """Shared test fixtures: every test is written once and runs on every available backend."""
+import collections
 import os
 import pathlib
 
@@ -62,3 +63,23 @@ def data_dir():
 def to_tensor(array, requires_grad=False, dtype="float64"):
     """A host NumPy array as a tensor on the active backend (float64 by default, for checks)."""
     return tinyae.tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips counted by reason (one line each, not one per test), and what was deselected."""
+    reasons = collections.Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.replace("Skipped: ", "", 1)] += 1
+    deselected = terminalreporter.stats.get("deselected", [])
+    slow = sum(1 for item in deselected if item.get_closest_marker("slow"))
+    if not reasons and not deselected:
+        return
+    terminalreporter.section("skipped and deselected", sep="-")
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"{count:5d} skipped: {reason}")
+    if slow:
+        terminalreporter.write_line(f"{slow:5d} deselected: marked slow (the default run leaves "
+                                    "them out; `pytest -m slow` runs them)")
+    if len(deselected) > slow:
+        terminalreporter.write_line(f"{len(deselected) - slow:5d} deselected by -k or -m")

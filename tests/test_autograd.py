@@ -124,6 +124,7 @@ def test_unused_input_gets_no_gradient_and_multi_output_functions_work(backend_n
     assert z.grad is None
 
 
+@pytest.mark.slow  # 10,000 training steps
 def test_memory_stays_flat_over_10000_steps(backend_name):
     """The graph is released after backward: 10,000 small training-like steps must not
     grow memory. tracemalloc sees NumPy's allocations on the host."""

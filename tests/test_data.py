@@ -494,3 +494,46 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
             pass
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "no-such-dir" / "x.bin", b"")
+
+
+# ---------------------------------------------------------------- data sets by name
+def test_load_dataset_by_name_holds_out_a_validation_part():
+    dataset = data.load_dataset("digits", val_fraction=0.1, seed=0)
+    assert len(dataset.x_train) + len(dataset.x_val) == 1797
+    assert len(dataset.x_val) == 180 and dataset.image_shape == (1, 8, 8)
+    assert dataset.classes == 10 and set(dataset.y_val.tolist()) <= set(range(10))
+    assert dataset.describe().startswith("digits: 1617 training and 180 validation images of 1x8x8")
+
+
+def test_load_dataset_limit_is_a_seeded_choice():
+    first = data.load_dataset("digits", limit=100, seed=3)
+    again = data.load_dataset("digits", limit=100, seed=3)
+    other = data.load_dataset("digits", limit=100, seed=4)
+    assert len(first.x_train) + len(first.x_val) == 100
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    assert not np.array_equal(first.y_train, other.y_train)
+
+
+def test_load_dataset_mnist_validates_on_the_test_split(data_dir):
+    dataset = data.load_dataset("mnist", data_dir, limit=500)
+    assert len(dataset.x_train) == 500 and len(dataset.x_val) == 100
+    assert "test split" in dataset.note
+
+
+def test_load_dataset_on_a_tiny_folder_validates_on_the_training_pictures(tmp_path):
+    for i in range(3):
+        Image.fromarray(np.full((20, 30), 80 * i, dtype="uint8")).save(tmp_path / f"{i}.png")
+    dataset = data.load_dataset(f"folder:{tmp_path}", image_size=16)
+    assert dataset.x_train.shape == (3, 1, 16, 16) and dataset.x_val is dataset.x_train
+    assert "validation on the training images" in dataset.note
+
+
+@pytest.mark.parametrize("name, message", [
+    ("cifar", "unknown data set 'cifar'; choose one of mnist, olivetti, digits, folder:PATH"),
+    ("folder:", "folder: needs a path"),
+    ("folder:/no/such/folder", "does not exist"),
+])
+def test_unknown_data_names_are_usage_errors(name, message):
+    from tinyae.studies.common import UsageError
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        data.parse_data_name(name)

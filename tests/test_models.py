@@ -249,6 +249,7 @@ def test_model_loss_falls_on_mnist(name, count, epochs, batch_size, lr, factor, 
     assert after < before / factor, f"{name}: loss {before:.4g} -> {after:.4g}"
 
 
+@pytest.mark.slow  # a long reproduction: trains a CVAE on MNIST
 def test_cvae_draws_the_digit_asked_for(mnist, classify):
     x, y = mnist
     nn.manual_seed(0)
@@ -263,6 +264,7 @@ def test_cvae_draws_the_digit_asked_for(mnist, classify):
     assert model.sample(4, label=7).shape == (4, 1, 28, 28)
 
 
+@pytest.mark.slow  # a long reproduction: trains an inpainting CVAE on MNIST
 def test_inpainting_cvae_fills_holes_better_than_the_mean_image(mnist):
     x = mnist[0]
     nn.manual_seed(0)

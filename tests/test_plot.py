@@ -135,3 +135,15 @@ def test_scatter_plots(backend_name, tmp_path):
     assert explained[-1] == pytest.approx(1.0)
     partial = plot.pca_eigenvalues(eigenvalues[:10], total_variance=eigenvalues.sum())
     assert partial.axes[1].get_lines()[0].get_ydata()[-1] < 1.0
+
+
+def test_bar_chart_draws_one_bar_per_group_and_category(tmp_path):
+    path = tmp_path / "classes.png"
+    shares = [np.full(10, 0.1), np.eye(10)[3]]
+    figure = plot.bar_chart(["test images", "GAN"], shares, range(10), path=path,
+                            ylabel="fraction of images", title="classes")
+    ax = figure.axes[0]
+    heights = sorted(round(patch.get_height(), 6) for patch in ax.patches)
+    assert len(ax.patches) == 20 and heights[-1] == 1.0 and heights.count(0.1) == 10
+    assert [label.get_text() for label in ax.get_xticklabels()] == [str(c) for c in range(10)]
+    assert path.is_file() and not list(tmp_path.glob(".*"))

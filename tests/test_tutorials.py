@@ -17,6 +17,9 @@ if str(ROOT) not in sys.path:  # tutorials/ sits beside the package; it is not i
 import tutorials  # noqa: E402
 
 TUTORIALS = tutorials.tutorial_files()
+# Tutorials 10 on train models (minutes together): long reproductions, marked slow.
+RUNS = [pytest.param(path, marks=pytest.mark.slow) if int(path.name[:2]) >= 10 else path
+        for path in TUTORIALS]
 
 
 def test_the_tutorials_are_found():
@@ -24,7 +27,7 @@ def test_the_tutorials_are_found():
     assert "01-autodiff.md" in names and len(names) >= 12, names
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+@pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs(path, tmp_path):
     # A fresh interpreter per tutorial, as `python -m tutorials NAME` runs it, so that the
     # seeds and settings a tutorial changes (nn.manual_seed, ...) cannot reach other tests.

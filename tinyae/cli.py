@@ -233,22 +233,22 @@ def _add_study(commands):
         "study", help="reproduce one of the five studies' figures",
         description="Reproduce a study's figures on the data available. Without --quick "
                     "the settings are close to the study's (slow on a CPU; see each study's "
-                    "--help); --quick uses tiny subsets and one or two epochs.",
+                    "--help); --quick uses a subset and few epochs, about a minute each.",
         epilog="Studies: " + "; ".join(f"{name}: {module.TITLE}"
                                        for name, module in studies.STUDIES.items()))
     names = parser.add_subparsers(dest="study", metavar="STUDY")
     names.required = True
     for name, module in studies.STUDIES.items():
         epilog = (f"Full settings: {common.settings_text(module.FULL)}.\n\nTime: "
-                  f"{module.FULL_NOTE}.\n\n--quick changes: "
+                  f"{module.FULL_NOTE}.\n\n--quick: {module.QUICK_NOTE}.\n\n--quick changes: "
                   f"{common.settings_text(_changes(module.FULL, module.QUICK))}.")
         sub = names.add_parser(
             name, help=module.TITLE, description=module.__doc__.strip(),
             epilog="\n\n".join(textwrap.fill(part, 79) for part in epilog.split("\n\n")),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--quick", action="store_true",
-                         help="tiny subset, one or two epochs: seconds, for tests and a "
-                              "first look")
+                         help="a subset and few epochs: the study's point in about a "
+                              "minute (what it shows: below)")
         if name != "photo-vae":
             sub.add_argument("--data-dir", type=existing_directory, metavar="DIR",
                              help="folder holding mnist/ and olivetti/ (default: "

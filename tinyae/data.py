@@ -7,6 +7,7 @@ Every loader returns host NumPy arrays in the layout the layers expect,
     faces, people = load_olivetti_faces("/data")           # (400, 1, 64, 64)
     digits, labels = load_digits()                         # (1797, 1, 8, 8), no files needed
     photos, names = image_folder("holiday/", size=64)      # any folder of pictures
+    dataset = load_dataset("mnist", limit=10000)           # by name, with a validation part
 
 ``batches`` moves one batch at a time to the active backend (NumPy or CuPy), so a
 data set stays in host memory and only the batch in use sits on the GPU::
@@ -22,6 +23,8 @@ Where the data files live: an argument ``root``, else the environment variable
 ``TINYAE_DATA``, else the cache directory ``~/.cache/tinyae``. The data files are
 never part of the repository.
 """
+import dataclasses
+import functools
 import gzip
 import hashlib
 import os
@@ -666,3 +669,123 @@ def apply_mask(x, mask, fill=0.0):
             f"mask of shape {tuple(mask.shape)} does not fit images of shape "
             f"{tuple(x.shape)}; build it with the images' shape, "
             "e.g. center_mask(x.shape, 12).") from None
+
+
+# ---------------------------------------------------------------------------
+# Data sets by name, with a validation part (what `tinyae train`, the studies and the demo load)
+
+DATA_NAMES = ("mnist", "olivetti", "digits", "folder:PATH")
+
+
+def _usage_error(message):
+    """A ``tinyae.studies.common.UsageError`` (the command line prints it, exit status 2).
+
+    Imported when raised: tinyae.studies imports this module. It moves here once
+    UsageError has a home outside the studies.
+    """
+    from .studies.common import UsageError
+    return UsageError(message)
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Training and validation images (N, C, H, W) in [0, 1], with labels where there are any."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray = None
+    x_val: np.ndarray = None
+    y_val: np.ndarray = None
+    classes: int = 0          # number of label values (0: no labels)
+    note: str = ""            # where the data came from, for summaries
+
+    @property
+    def image_shape(self):
+        return tuple(int(n) for n in self.x_train.shape[1:])
+
+    def describe(self):
+        val = 0 if self.x_val is None else len(self.x_val)
+        shape = "x".join(map(str, self.image_shape))
+        return (f"{self.name}: {len(self.x_train)} training and {val} validation images of "
+                f"{shape}" + (f", {self.classes} classes" if self.classes else "")
+                + (f" ({self.note})" if self.note else ""))
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist_split(root, split):
+    """MNIST read once per process (the studies share it; reading it takes seconds)."""
+    return load_mnist(root, split=split)
+
+
+def load_mnist_pair(data_dir=None):
+    """(x_train, y_train, x_test, y_test) of MNIST, from ``data_dir`` or $TINYAE_DATA."""
+    root = None if data_dir is None else str(pathlib.Path(data_dir).expanduser().resolve())
+    if root is None and os.environ.get("TINYAE_DATA"):
+        root = str(pathlib.Path(os.environ["TINYAE_DATA"]).expanduser().resolve())
+    x_train, y_train = _mnist_split(root, "train")
+    x_test, y_test = _mnist_split(root, "test")
+    return x_train, y_train, x_test, y_test
+
+
+def parse_data_name(text):
+    """("mnist" | "olivetti" | "digits" | "folder", folder path or None); UsageError otherwise."""
+    if text.startswith("folder:"):
+        folder = pathlib.Path(text[len("folder:"):]).expanduser()
+        if not text[len("folder:"):]:
+            raise _usage_error("folder: needs a path after the colon, e.g. "
+                               "folder:~/Pictures/cats")
+        if not folder.is_dir():
+            raise _usage_error(f"the folder {folder} does not exist; give folder:PATH naming "
+                               "a directory of pictures (.png, .jpg, ...)")
+        return "folder", folder
+    if text not in ("mnist", "olivetti", "digits"):
+        raise _usage_error(f"unknown data set {text!r}; choose one of {', '.join(DATA_NAMES)}")
+    return text, None
+
+
+def limit_examples(x, y, limit, seed):
+    """At most ``limit`` examples, a seeded random choice (all of them when limit is None)."""
+    if limit is None or limit >= len(x):
+        return x, y
+    index = np.sort(np.random.default_rng([seed, 7]).permutation(len(x))[:int(limit)])
+    return x[index], (None if y is None else y[index])
+
+
+def load_dataset(name, data_dir=None, image_size=64, limit=None, val_fraction=0.1, seed=0):
+    """The data set ``name`` with a validation part, limited to ``limit`` training images.
+
+    mnist uses its test split for validation (at most ``limit`` // 5 images of it
+    when limited); the others hold out ``val_fraction`` at random. ``image_size``
+    is the side pictures of a folder are resized to.
+
+    Example::
+
+        dataset = load_dataset("digits")              # no files needed
+        dataset.describe()                            # "digits: 1617 training and 180 ..."
+    """
+    kind, folder = parse_data_name(name)
+    if kind == "mnist":
+        x, y, x_val, y_val = load_mnist_pair(data_dir)
+        x, y = limit_examples(x, y, limit, seed)
+        if limit is not None:
+            x_val, y_val = limit_examples(x_val, y_val, max(limit // 5, 10), seed)
+        return Dataset("mnist", x, y, x_val, y_val, 10, "validation: the test split")
+    if kind == "olivetti":
+        root = None if data_dir is None else pathlib.Path(data_dir).expanduser()
+        x, y = load_olivetti_faces(root)
+        note, classes = "labels: the 40 people", 40
+    elif kind == "digits":
+        x, y = load_digits()
+        note, classes = "scikit-learn's bundled 8x8 digits", 10
+    else:
+        x, _ = image_folder(folder, size=int(image_size), skip_unreadable=True)
+        y, classes = None, 0
+        note = f"{folder}, cropped to squares of {image_size}x{image_size} pixels, grayscale"
+    x, y = limit_examples(x, y, limit, seed)
+    if len(x) < 4:
+        return Dataset(name, x, y, x, y, classes, note + "; too few to hold out: "
+                       "validation on the training images")
+    parts = train_val_split(x, y, val_fraction=val_fraction, seed=seed)
+    x_train, x_val = parts[0], parts[1]
+    y_train, y_val = (parts[2], parts[3]) if y is not None else (None, None)
+    return Dataset(name, x_train, y_train, x_val, y_val, classes, note)

@@ -438,3 +438,30 @@ def pca_projection(points_2d, labels=None, classes=None, path=None, dpi=DPI):
     if labels is not None and len(np.unique(_to_host(labels))) <= 20:
         ax.legend(fontsize=8, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _finish(figure, path, dpi)
+
+
+def bar_chart(groups, values, categories, path=None, ylabel="fraction", title=None, dpi=DPI):
+    """Grouped bars: ``values[g][c]`` for each group g (one colour each) and category c.
+
+    Used for the class distributions of generated samples.
+
+    Example::
+
+        bar_chart(["test images", "GAN"], [test_shares, gan_shares], range(10),
+                  path="classes.png", ylabel="fraction of images")
+    """
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(8.0, 3.5), dpi=dpi, layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / len(groups)
+    positions = np.arange(len(categories))
+    for i, (group, row) in enumerate(zip(groups, values)):
+        ax.bar(positions + (i - (len(groups) - 1) / 2) * width, _to_host(row), width,
+               label=group)
+    ax.set_xticks(positions, [str(c) for c in categories])
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _finish(figure, path, dpi)

@@ -5,7 +5,8 @@ computes the derived gradient by hand in NumPy, compares it with tinyae's
 backward and with a finite difference, and asserts that the three agree.
 This module finds the tutorials, extracts their code and runs it:
 
-    python -m tutorials            # run them all, regenerate tutorials/figures/
+    python -m tutorials            # run them all, figures into ./tinyae-out/tutorials
+    python -m tutorials --regenerate-figures   # figures into tutorials/figures/ (tracked)
     python -m tutorials 04 10      # run only the tutorials whose names start so
 
 Environment: ``TINYAE_QUICK=1`` asks the code for quick settings (fewer

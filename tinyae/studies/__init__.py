@@ -3,8 +3,9 @@
 Each study module has
 
 - ``NAME`` (its command-line name) and ``TITLE`` (one line);
-- ``FULL``: settings close to the study's, and ``QUICK``: the same with tiny
-  subsets and one or two epochs (seconds, for tests and a first look);
+- ``FULL``: settings close to the study's, and ``QUICK``: the same on a subset
+  with few epochs, enough to show the study's point in about a minute (photo-vae's
+  is a smoke run); ``QUICK_NOTE`` says what it shows;
 - ``add_arguments(parser)``: its own command-line options;
 - ``run(settings, out)``: train, draw the figures into ``out`` (an
   ``Outputs``), and return the lines of its summary.
@@ -17,8 +18,10 @@ From Python::
 
 From the shell: ``tinyae study face-vae --quick --data-dir /data --out runs/faces``.
 """
+# common first: it defines UsageError, which the modules it re-exports import from it.
+from .common import UsageError  # noqa: I001
 from . import autoencoder_gmm, denoise_inpaint, face_vae, gan_vs_vae, photo_vae
-from .common import Outputs, UsageError
+from .outputs import Outputs
 
 STUDIES = {module.NAME: module for module in
            (autoencoder_gmm, denoise_inpaint, gan_vs_vae, photo_vae, face_vae)}
@@ -45,7 +48,7 @@ def run(name, out, quick=False, **overrides):
     outputs = out if isinstance(out, Outputs) else Outputs(out)
     lines = module.run(settings, outputs)
     header = [f"study: {module.NAME} ({module.TITLE})",
-              f"mode: {'--quick (tiny subsets, few epochs)' if quick else 'full settings'}"]
+              f"mode: {'--quick: ' + module.QUICK_NOTE if quick else 'full settings'}"]
     outputs.write_summary(header + [""] + lines, title=f"tinyae study {module.NAME}")
     return outputs
 

@@ -16,9 +16,12 @@ them off. Morphing decodes the line between two faces' codes.
 import numpy
 
 from .. import data, plot
+from ..data import Dataset
 from ..models import attribute_vector, conv_vae, latent_arithmetic, morph
-from .common import (Dataset, RunSettings, UsageError, decode_all, embed_all, fit, losses_line,
-                     reconstruct_all, seed_everything)
+from .common import UsageError
+from .outputs import losses_line
+from .training import (RunSettings, decode_all, embed_all, fit, reconstruct_all,
+                       seed_everything)
 
 NAME = "face-vae"
 TITLE = "convolutional VAE on the Olivetti faces: samples, latent arithmetic, morphing"
@@ -31,7 +34,11 @@ NO_GLASSES = tuple(p for p in range(40) if p not in GLASSES + MIXED)
 
 FULL = dict(latent_dim=200, channels=(32, 64, 64, 64), mse_factor=10000.0, epochs=300,
             batch_size=32, lr=5e-4, limit=None, group_a=GLASSES, group_b=NO_GLASSES, seed=0)
-QUICK = dict(FULL, epochs=1, limit=120)
+QUICK = dict(FULL, epochs=40)
+QUICK_NOTE = ("all 400 faces, 40 epochs: blurred faces that follow each picture's light and "
+              "pose, not yet its features (the summary compares the reconstruction error with "
+              "the mean face's); the glasses vector needs the full run; about a minute of CPU "
+              "time")
 FULL_NOTE = ("all 400 faces, 300 epochs (the glasses vector shows from about 200 on); "
              "about 1.3 s per epoch on one CPU core, some 6-7 minutes")
 
@@ -64,6 +71,36 @@ def _people(text):
 def run(settings, out):
     seed = settings["seed"]
     seed_everything(seed)
+    dataset, group_a, group_b = load_faces(settings)
+    model = conv_vae((1, 64, 64), channels=tuple(settings["channels"]),
+                     latent_dim=settings["latent_dim"], loss="mse",
+                     r_loss_factor=settings["mse_factor"] / (64 * 64))
+    history = fit(model, dataset, RunSettings(settings["epochs"], settings["batch_size"],
+                                              settings["lr"], seed,
+                                              settings.get("progress", True)))
+    plot.loss_curves(history, path=out.file("loss_curves.png"))
+    draw_reconstructions_and_samples(model, dataset.x_train, seed, out)
+    vector = draw_attribute_arithmetic(model, dataset, group_a, group_b, out)
+    draw_morphs(model, dataset, out)
+    error, mean_face_error = reconstruction_errors(model, dataset.x_train)
+    return [
+        f"data: {dataset.describe()}",
+        f"model: conv_vae((1, 64, 64), channels={tuple(settings['channels'])}, "
+        f"latent_dim={settings['latent_dim']}, loss='mse', r_loss_factor="
+        f"{settings['mse_factor']:g}/4096), {model.num_parameters()} parameters",
+        f"training: epochs={settings['epochs']}, batch_size={settings['batch_size']}, "
+        f"Adam lr={settings['lr']}, seed={seed}",
+        losses_line("VAE", history),
+        f"reconstruction: mean squared error per pixel {error:.4f}; the mean face, the same "
+        f"for every picture, scores {mean_face_error:.4f} (below it: the model tells faces "
+        "apart)",
+        f"attribute vector v: mean code of people {group_a} minus that of people {group_b} "
+        f"(length {numpy.linalg.norm(vector):.2f})",
+    ]
+
+
+def load_faces(settings):
+    """(Dataset of the Olivetti faces, people of group a, people of group b) among those used."""
     faces, people = data.load_olivetti_faces(settings.get("data_dir"))
     if settings["limit"] is not None:  # the first faces: whole people, ten pictures each
         faces, people = faces[:settings["limit"]], people[:settings["limit"]]
@@ -76,15 +113,10 @@ def run(settings, out):
                          f"(0..{max(present)})")
     dataset = Dataset("olivetti", faces, people, classes=len(present),
                       note="all faces train the model (no held-out part)")
+    return dataset, group_a, group_b
 
-    model = conv_vae((1, 64, 64), channels=tuple(settings["channels"]),
-                     latent_dim=settings["latent_dim"], loss="mse",
-                     r_loss_factor=settings["mse_factor"] / (64 * 64))
-    history = fit(model, dataset, RunSettings(settings["epochs"], settings["batch_size"],
-                                              settings["lr"], seed,
-                                              settings.get("progress", True)))
-    plot.loss_curves(history, path=out.file("loss_curves.png"))
 
+def draw_reconstructions_and_samples(model, faces, seed, out):
     first_faces = faces[::10][:8]  # one picture of each of the first people
     plot.interpolation_strip([first_faces, reconstruct_all(model, first_faces, 64)],
                              row_labels=("original", "reconstructed"),
@@ -92,38 +124,38 @@ def run(settings, out):
     rng = numpy.random.default_rng([seed, 5])
     plot.image_grid(model.sample(32, rng=rng).numpy(), nrow=8, path=out.file("samples.png"))
 
+
+def draw_attribute_arithmetic(model, dataset, group_a, group_b, out):
+    """Add the attribute vector to faces of group b, subtract it from group a; returns it."""
+    faces, people = dataset.x_train, dataset.y_train
     codes = embed_all(model, faces, batch_size=64)
     vector = attribute_vector(codes[numpy.isin(people, group_a)],
                               codes[numpy.isin(people, group_b)])
     scales = (0.0, 0.5, 1.0, 1.5, 2.0)
     rows, row_labels = [], []
-    for person in group_b[:3]:
-        index = numpy.flatnonzero(people == person)[0]
-        rows.append([faces[index], *decode_all(model, latent_arithmetic(codes[index], vector,
-                                                                         scales))])
-        row_labels.append(f"person {person} + s·v")
-    for person in group_a[:2]:
-        index = numpy.flatnonzero(people == person)[0]
-        rows.append([faces[index], *decode_all(model, latent_arithmetic(codes[index], vector,
-                                                                         [-s for s in scales]))])
-        row_labels.append(f"person {person} − s·v")
+    for people_shown, sign, symbol in ((group_b[:3], 1, "+"), (group_a[:2], -1, "−")):
+        for person in people_shown:
+            index = numpy.flatnonzero(people == person)[0]
+            steps = [sign * s for s in scales]
+            rows.append([faces[index], *decode_all(model, latent_arithmetic(codes[index], vector,
+                                                                             steps))])
+            row_labels.append(f"person {person} {symbol} s·v")
     plot.arithmetic_rows(rows, ["original"] + [f"s = {s:g}" for s in scales],
                          row_labels=row_labels, path=out.file("attribute_arithmetic.png"))
+    return vector
 
+
+def draw_morphs(model, dataset, out):
+    faces, people = dataset.x_train, dataset.y_train
     pairs = [(0, 10 * 1), (10 * 2, 10 * 3), (10 * 4, 10 * 5)]
     pairs = [(a, b) for a, b in pairs if b < len(faces)]
     strips = [morph(model, faces[a], faces[b], steps=8) for a, b in pairs]
     plot.interpolation_strip(strips, row_labels=[f"{people[a]} → {people[b]}" for a, b in pairs],
                              path=out.file("morph.png"))
 
-    return [
-        f"data: {dataset.describe()}",
-        f"model: conv_vae((1, 64, 64), channels={tuple(settings['channels'])}, "
-        f"latent_dim={settings['latent_dim']}, loss='mse', r_loss_factor="
-        f"{settings['mse_factor']:g}/4096), {model.num_parameters()} parameters",
-        f"training: epochs={settings['epochs']}, batch_size={settings['batch_size']}, "
-        f"Adam lr={settings['lr']}, seed={seed}",
-        losses_line("VAE", history),
-        f"attribute vector v: mean code of people {group_a} minus that of people {group_b} "
-        f"(length {numpy.linalg.norm(vector):.2f})",
-    ]
+
+def reconstruction_errors(model, faces):
+    """(the model's mean squared error per pixel, that of the mean face) on ``faces``."""
+    error = float(((reconstruct_all(model, faces, 64) - faces) ** 2).mean())
+    mean_face_error = float(((faces.mean(axis=0) - faces) ** 2).mean())
+    return error, mean_face_error

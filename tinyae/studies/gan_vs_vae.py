@@ -20,10 +20,11 @@ import math
 import numpy
 
 from .. import losses, nn, plot
+from ..data import load_dataset
 from ..models import TrainableModel, mlp_gan, mlp_vae, nearest_neighbours
 from ..train import evaluate
-from .common import (RunSettings, bar_chart, evaluation_mode, fit, load_dataset, losses_line,
-                     plural, reconstruct_all, seed_everything)
+from .outputs import losses_line, plural
+from .training import RunSettings, evaluation_mode, fit, reconstruct_all, seed_everything
 
 NAME = "gan-vs-vae"
 TITLE = "MLP GAN against MLP VAE on MNIST: samples, class spread, confidence, novelty"
@@ -31,7 +32,10 @@ TITLE = "MLP GAN against MLP VAE on MNIST: samples, class spread, confidence, no
 FULL = dict(epochs=30, gan_batch_size=64, vae_batch_size=128, gan_lr=2e-4, vae_lr=1e-3,
             d_steps=1, gan_latent_dim=100, vae_latent_dim=20, classifier_epochs=3,
             n_samples=1000, limit=None, seed=0)
-QUICK = dict(FULL, epochs=1, classifier_epochs=1, n_samples=100, limit=1000)
+QUICK = dict(FULL, epochs=5, classifier_epochs=2, n_samples=500, limit=10000)
+QUICK_NOTE = ("10,000 MNIST images, 5 epochs of each model: VAE samples the classifier reads "
+              "as digits, a GAN still learning (its numbers trail the VAE's); about a minute "
+              "of CPU time")
 FULL_NOTE = ("MNIST, 60,000 training images, 30 epochs of each model; about 30 s per GAN "
              "epoch and 8 s per VAE epoch on one CPU core, some 20 minutes in all")
 
@@ -88,34 +92,42 @@ def class_measures(probabilities, classes=10):
 def run(settings, out):
     seed = settings["seed"]
     seed_everything(seed)
-    progress = settings.get("progress", True)
     dataset = load_dataset("mnist", settings.get("data_dir"), limit=settings["limit"], seed=seed)
-    x_test = dataset.x_val
-    epochs = settings["epochs"]
-
-    gan = mlp_gan(settings["gan_latent_dim"], d_steps=settings["d_steps"])
-    gan_history = fit(gan, dataset, RunSettings(epochs, settings["gan_batch_size"],
-                                                settings["gan_lr"], seed, progress),
-                      betas=(0.5, 0.999))
-    plot.loss_curves(gan_history, path=out.file("losses/gan.png"))
-
-    vae = mlp_vae((1, 28, 28), hidden=(400,), latent_dim=settings["vae_latent_dim"])
-    vae_history = fit(vae, dataset, RunSettings(epochs, settings["vae_batch_size"],
-                                                settings["vae_lr"], seed, progress))
-    plot.loss_curves(vae_history, path=out.file("losses/vae.png"))
-
-    classifier = DigitClassifier()
-    classifier_history = fit(classifier, dataset, RunSettings(
-        settings["classifier_epochs"], 128, 1e-3, seed, progress), labels=True)
-    plot.loss_curves(classifier_history, path=out.file("losses/classifier.png"))
-
+    gan, vae, classifier, histories = train_models(dataset, settings, out)
     n = settings["n_samples"]
     rng = numpy.random.default_rng([seed, 3])
     samples = {"GAN": gan.sample(n, rng=rng).numpy(), "VAE": vae.sample(n, rng=rng).numpy()}
     plot.image_grid(samples["GAN"][:64], nrow=8, path=out.file("gan_samples.png"))
     plot.image_grid(samples["VAE"][:64], nrow=8, path=out.file("vae_samples.png"))
+    table = measure_samples(classifier, dataset, samples, out)
+    draw_nearest_neighbours(dataset, samples, out)
+    return summary(settings, dataset, vae, histories, table)
 
-    reference = x_test[:n]
+
+def train_models(dataset, settings, out):
+    """The GAN, the VAE and the classifier, trained; their loss curves drawn."""
+    seed, epochs, progress = settings["seed"], settings["epochs"], settings.get("progress", True)
+    gan = mlp_gan(settings["gan_latent_dim"], d_steps=settings["d_steps"])
+    gan_history = fit(gan, dataset, RunSettings(epochs, settings["gan_batch_size"],
+                                                settings["gan_lr"], seed, progress),
+                      betas=(0.5, 0.999))
+    plot.loss_curves(gan_history, path=out.file("losses/gan.png"))
+    vae = mlp_vae((1, 28, 28), hidden=(400,), latent_dim=settings["vae_latent_dim"])
+    vae_history = fit(vae, dataset, RunSettings(epochs, settings["vae_batch_size"],
+                                                settings["vae_lr"], seed, progress))
+    plot.loss_curves(vae_history, path=out.file("losses/vae.png"))
+    classifier = DigitClassifier()
+    classifier_history = fit(classifier, dataset, RunSettings(
+        settings["classifier_epochs"], 128, 1e-3, seed, progress), labels=True)
+    plot.loss_curves(classifier_history, path=out.file("losses/classifier.png"))
+    return gan, vae, classifier, {"GAN": gan_history, "VAE": vae_history,
+                                  "classifier": classifier_history}
+
+
+def measure_samples(classifier, dataset, samples, out):
+    """(name, entropy, confidence, nearest distance) for test images and each model's
+    samples; draws the class distributions."""
+    reference = dataset.x_val[:len(samples["GAN"])]
     groups = {"test images": reference, **samples}
     table, fractions = [], []
     for name, images in groups.items():
@@ -123,10 +135,13 @@ def run(settings, out):
         distance = nearest_neighbours(images, dataset.x_train).distances[:, 0].mean()
         fractions.append(shares)
         table.append((name, entropy, confidence, float(distance)))
-    bar_chart(list(groups), fractions, list(range(10)), out.file("class_distribution.png"),
-              ylabel="fraction of images", title="classes the classifier sees")
+    plot.bar_chart(list(groups), fractions, list(range(10)), out.file("class_distribution.png"),
+                   ylabel="fraction of images", title="classes the classifier sees")
+    return table
 
-    shown = 10
+
+def draw_nearest_neighbours(dataset, samples, out, shown=10):
+    """Each model's first samples above their nearest training images."""
     rows, labels = [], []
     for name in ("GAN", "VAE"):
         found = nearest_neighbours(samples[name][:shown], dataset.x_train)
@@ -134,9 +149,12 @@ def run(settings, out):
         labels += [f"{name} sample", "nearest training"]
     plot.interpolation_strip(rows, row_labels=labels, path=out.file("nearest_neighbours.png"))
 
+
+def summary(settings, dataset, vae, histories, table):
+    x_test, epochs, n = dataset.x_val, settings["epochs"], settings["n_samples"]
     vae_scores = evaluate(vae, x_test)
     pixel_error = float(((reconstruct_all(vae, x_test) - x_test) ** 2).mean())
-    accuracy = classifier_history["val/accuracy"][-1]
+    accuracy = histories["classifier"]["val/accuracy"][-1]
     lines = [
         f"data: {dataset.describe()}",
         f"GAN: mlp_gan(latent_dim={settings['gan_latent_dim']}, d_steps={settings['d_steps']}), "
@@ -145,8 +163,8 @@ def run(settings, out):
         f"VAE: mlp_vae(784, hidden=(400,), latent_dim={settings['vae_latent_dim']}), BCE + KL, "
         f"Adam lr={settings['vae_lr']}, batch {settings['vae_batch_size']}, "
         f"{plural(epochs, 'epoch')}",
-        losses_line("GAN", gan_history),
-        losses_line("VAE", vae_history),
+        losses_line("GAN", histories["GAN"]),
+        losses_line("VAE", histories["VAE"]),
         f"classifier: 784-256-10, {plural(settings['classifier_epochs'], 'epoch')}, test accuracy "
         f"{accuracy:.3f}",
         "",

@@ -14,9 +14,11 @@ import numpy
 
 from .. import data, plot
 from ..callbacks import SaveReconstructions, SaveSamples
+from ..data import Dataset
 from ..models import conv_vae, morph
-from .common import (Dataset, RunSettings, UsageError, fit, losses_line, reconstruct_all,
-                     seed_everything)
+from .common import UsageError
+from .outputs import losses_line
+from .training import RunSettings, fit, reconstruct_all, seed_everything
 
 NAME = "photo-vae"
 TITLE = "convolutional VAE on a folder of photos (100x100 grayscale, latent 150)"
@@ -24,6 +26,8 @@ TITLE = "convolutional VAE on a folder of photos (100x100 grayscale, latent 150)
 FULL = dict(size=100, latent_dim=150, channels=(32, 64, 64, 64), epochs=500, patience=25,
             batch_size=32, lr=1e-4, limit=None, sample_every=1, reconstruct_every=10, seed=0)
 QUICK = dict(FULL, epochs=2, limit=8, reconstruct_every=2)
+QUICK_NOTE = ("a smoke run: 2 epochs on at most 8 photos show that everything runs, not what a "
+              "VAE learns from photos (that takes hundreds of epochs); seconds")
 FULL_NOTE = ("up to 500 epochs, stopped when the validation loss has not improved for 25; "
              "about 30 ms per photo and epoch on one CPU core (100 photos: 3 s an epoch)")
 
@@ -81,16 +85,10 @@ def run(settings, out):
                                               settings.get("progress", True)),
                   patience=settings["patience"], callbacks=callbacks)
     plot.loss_curves(history, path=out.file("loss_curves.png"))
-    plot.interpolation_strip([shown, reconstruct_all(model, shown, batch_size=32)],
-                             row_labels=("original", "reconstructed"),
-                             path=out.file("reconstructions.png"))
-    rng = numpy.random.default_rng([seed, 4])
-    plot.image_grid(model.sample(16, rng=rng).numpy(), nrow=8, path=out.file("samples.png"))
-    if len(dataset.x_train) >= 2:
-        strip = morph(model, dataset.x_train[0], dataset.x_train[1], steps=8)
-        plot.interpolation_strip(strip, path=out.file("morph.png"))
+    draw_results(model, dataset, shown, seed, out)
     return [
         f"data: {dataset.describe()}",
+        *photo_source_lines(settings.get("folder"), dataset),
         f"model: conv_vae((1, {size}, {size}), channels={tuple(settings['channels'])}, "
         f"latent_dim={settings['latent_dim']}, loss='bce'), {model.num_parameters()} "
         "parameters",
@@ -100,3 +98,28 @@ def run(settings, out):
         f"samples every {settings['sample_every']} epoch(s) in samples/, reconstructions every "
         f"{settings['reconstruct_every']} in reconstructions/",
     ]
+
+
+def photo_source_lines(folder, dataset):
+    """Say plainly when the run learnt from the few built-in photos, or validated on its
+    training photos, and how to give it a folder."""
+    lines = []
+    if folder is None:
+        lines.append(f"NOTE: no --folder given, so the model learnt the {len(dataset.x_train)} "
+                     "sample photos that ship with scikit-image or scikit-learn; for a real run "
+                     "give a folder of your photos: tinyae study photo-vae --folder PATH")
+    if dataset.x_val is dataset.x_train:
+        lines.append("NOTE: fewer than 10 photos, so the validation loss is measured on the "
+                     "training photos: it shows memorising, not how well new photos are coded")
+    return lines
+
+
+def draw_results(model, dataset, shown, seed, out):
+    plot.interpolation_strip([shown, reconstruct_all(model, shown, batch_size=32)],
+                             row_labels=("original", "reconstructed"),
+                             path=out.file("reconstructions.png"))
+    rng = numpy.random.default_rng([seed, 4])
+    plot.image_grid(model.sample(16, rng=rng).numpy(), nrow=8, path=out.file("samples.png"))
+    if len(dataset.x_train) >= 2:
+        strip = morph(model, dataset.x_train[0], dataset.x_train[1], steps=8)
+        plot.interpolation_strip(strip, path=out.file("morph.png"))
