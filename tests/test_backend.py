@@ -130,14 +130,14 @@ def test_object_arrays_are_refused_not_turned_into_nan():
 
 # ---------------------------------------------------------------- the rule
 # Modules that work on host arrays by design, with NumPy: the backend itself; data files,
-# plots, checkpoints and safetensors weights (host formats); the training loop's and the studies' host
-# bookkeeping (seeds, shuffles, histories); metrics, samplers and latent-space tools,
+# plots, checkpoints, model files and safetensors weights (host formats); the training
+# loop's and the studies' host bookkeeping (seeds, shuffles, histories); metrics, samplers and latent-space tools,
 # which take host copies of codes and images; gradcheck, which compares a host float64
 # copy of the analytic gradient with differences taken one Python float at a time.
 HOST_MODULES = {
     "backend.py", "data.py", "plot.py", "checkpoint.py", "io.py", "train.py", "callbacks.py",
-    "cli.py", "runtime.py", "gradcheck.py", "__main__.py", "weights.py", "models/sampler.py",
-    "models/latent.py", "metrics/*", "studies/*",
+    "cli.py", "runtime.py", "gradcheck.py", "__main__.py", "weights.py", "models/modelfile.py",
+    "models/sampler.py", "models/latent.py", "metrics/*", "studies/*",
 }
 # What the other modules may still take from NumPy: facts about data, not computation on
 # it (dtypes, shapes), and host random Generators (one seed, the same draws on every backend).

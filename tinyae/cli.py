@@ -25,6 +25,7 @@ import textwrap
 import warnings
 
 from . import __version__, studies
+from .errors import UsageError
 from .studies import common
 
 DATA_HELP = ("data set: mnist (files in --data-dir or $TINYAE_DATA), olivetti (likewise), "
@@ -36,8 +37,7 @@ THREADS_HELP = ("CPU threads for matrix products (BLAS) and Numba kernels (defau
                 "an idle many-core machine)")
 
 
-class CommandError(Exception):
-    """Raised by a command for a problem the user can fix; main() prints it, exit status 2."""
+CommandError = UsageError  # the old name; one user-error class (tinyae.errors)
 
 
 # ---------------------------------------------------------------- argument types
@@ -53,7 +53,7 @@ def data_name(text):
     """argparse type: a data set name that ``common.parse_data_name`` accepts."""
     try:
         common.parse_data_name(text)
-    except common.UsageError as exc:
+    except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
@@ -279,7 +279,7 @@ def main(argv=None):
     try:
         with backend.using_backend(args.backend), limited_threads(args.threads):
             return args.run(args)
-    except (CommandError, common.UsageError, DataError, backend.BackendError) as exc:
+    except (UsageError, DataError, backend.BackendError) as exc:
         hint = ""
         if isinstance(exc, DataNotFoundError) and "data_dir" in vars(args):
             hint = (" On the command line: --data-dir DIR names the folder holding mnist/ "
@@ -368,7 +368,7 @@ def model_recipe(kind, arch, image_shape, classes, args):
     loss = args.loss
     if kind == "gan":
         if loss is not None:
-            raise CommandError("--loss: a gan is trained with its own adversarial loss; leave "
+            raise UsageError("--loss: a gan is trained with its own adversarial loss; leave "
                                "--loss out")
         if arch == "conv":
             return "dcgan", dict(latent_dim=latent, image_shape=image_shape,
@@ -380,7 +380,7 @@ def model_recipe(kind, arch, image_shape, classes, args):
                                d_steps=args.d_steps)
     loss = loss or "bce"
     if kind in ("vae", "cvae") and loss == "euclidean":
-        raise CommandError("--loss euclidean is for ae and dae; a vae or cvae takes bce or mse")
+        raise UsageError("--loss euclidean is for ae and dae; a vae or cvae takes bce or mse")
     if kind in ("ae", "dae"):
         noise = dict(noise="gaussian", noise_level=args.noise) if kind == "dae" else {}
         if arch == "conv":
@@ -397,9 +397,9 @@ def model_recipe(kind, arch, image_shape, classes, args):
         return "mlp_vae", dict(input_dim=image_shape, hidden=hidden, latent_dim=latent,
                                loss=loss)
     if arch == "conv":
-        raise CommandError("--arch conv: the cvae is fully connected only; use --arch mlp")
+        raise UsageError("--arch conv: the cvae is fully connected only; use --arch mlp")
     if not classes:
-        raise CommandError("a cvae is conditioned on labels, and this data set has none "
+        raise UsageError("a cvae is conditioned on labels, and this data set has none "
                            "(folder: data); use ae, dae, vae or gan, or labelled data")
     return "mlp_cvae", dict(input_dim=image_shape, hidden=hidden, latent_dim=latent,
                             condition="label", n_classes=classes, loss=loss)
@@ -410,7 +410,7 @@ def run_train(args):
     kind = args.kind
     gan = kind == "gan"
     if gan and args.patience is not None:
-        raise CommandError("--patience: a gan has no validation loss to stop on; leave it out")
+        raise UsageError("--patience: a gan has no validation loss to stop on; leave it out")
     epochs = args.epochs or 10
     dataset = common.load_dataset(args.data, args.data_dir, image_size=args.image_size,
                                   limit=args.limit, seed=args.seed)
@@ -419,7 +419,7 @@ def run_train(args):
     try:
         model = common.build_model(builder, kwargs)
     except ValueError as exc:  # e.g. a dcgan for images whose side is not divisible by 4
-        raise CommandError(f"cannot build {builder} for {dataset.name} images of shape "
+        raise UsageError(f"cannot build {builder} for {dataset.name} images of shape "
                            f"{dataset.image_shape}: {exc}") from None
 
     outputs = common.Outputs(args.out)
@@ -440,7 +440,7 @@ def run_train(args):
     except ValueError as exc:
         if not args.resume:
             raise
-        raise CommandError(f"--resume: the checkpoint in {checkpoints} does not fit this "
+        raise UsageError(f"--resume: the checkpoint in {checkpoints} does not fit this "
                            f"model ({exc}); train it with the options it was started with, "
                            "or choose a new --out") from None
     if history.interrupted:

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
+from .errors import UsageError
 from .io import atomic_write_bytes
 
 
@@ -677,16 +678,6 @@ def apply_mask(x, mask, fill=0.0):
 DATA_NAMES = ("mnist", "olivetti", "digits", "folder:PATH")
 
 
-def _usage_error(message):
-    """A ``tinyae.studies.common.UsageError`` (the command line prints it, exit status 2).
-
-    Imported when raised: tinyae.studies imports this module. It moves here once
-    UsageError has a home outside the studies.
-    """
-    from .studies.common import UsageError
-    return UsageError(message)
-
-
 @dataclasses.dataclass
 class Dataset:
     """Training and validation images (N, C, H, W) in [0, 1], with labels where there are any."""
@@ -732,14 +723,14 @@ def parse_data_name(text):
     if text.startswith("folder:"):
         folder = pathlib.Path(text[len("folder:"):]).expanduser()
         if not text[len("folder:"):]:
-            raise _usage_error("folder: needs a path after the colon, e.g. "
+            raise UsageError("folder: needs a path after the colon, e.g. "
                                "folder:~/Pictures/cats")
         if not folder.is_dir():
-            raise _usage_error(f"the folder {folder} does not exist; give folder:PATH naming "
+            raise UsageError(f"the folder {folder} does not exist; give folder:PATH naming "
                                "a directory of pictures (.png, .jpg, ...)")
         return "folder", folder
     if text not in ("mnist", "olivetti", "digits"):
-        raise _usage_error(f"unknown data set {text!r}; choose one of {', '.join(DATA_NAMES)}")
+        raise UsageError(f"unknown data set {text!r}; choose one of {', '.join(DATA_NAMES)}")
     return text, None
 
 

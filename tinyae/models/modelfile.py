@@ -17,8 +17,8 @@ import pathlib
 
 import numpy
 
-from .. import checkpoint
-from ..autograd import no_grad
+from .. import checkpoint, nn
+from ..errors import UsageError
 from .autoencoder import conv_autoencoder, mlp_autoencoder
 from .gan import dcgan, mlp_gan
 from .sampler import GMMSampler
@@ -39,20 +39,10 @@ BUILDERS = {
 }
 
 
-def _usage_error(message):
-    """A ``tinyae.studies.common.UsageError`` (the command line prints it, exit status 2).
-
-    Imported when raised: tinyae.studies imports this module. It moves here once
-    UsageError has a home outside the studies.
-    """
-    from ..studies.common import UsageError
-    return UsageError(message)
-
-
 def build_model(builder, kwargs):
     """Call the builder named ``builder`` with ``kwargs``."""
     if builder not in BUILDERS:
-        raise _usage_error(f"unknown model builder {builder!r}; this tinyae knows "
+        raise UsageError(f"unknown model builder {builder!r}; this tinyae knows "
                            f"{', '.join(BUILDERS)}")
     return BUILDERS[builder](**kwargs)
 
@@ -80,7 +70,7 @@ def find_model_file(path):
     if path.is_dir():
         path = path / "model.npz"
     if not path.is_file():
-        raise _usage_error(f"--model {path}: no model file there. Give the folder a "
+        raise UsageError(f"--model {path}: no model file there. Give the folder a "
                            "`tinyae train` run wrote (it holds model.npz) or the .npz file")
     return path
 
@@ -91,16 +81,16 @@ def load_model(path):
     try:
         record = checkpoint.load(path)
     except checkpoint.CheckpointError as exc:
-        raise _usage_error(f"--model {path}: {exc}") from None
+        raise UsageError(f"--model {path}: {exc}") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
-        raise _usage_error(f"--model {path}: a tinyae checkpoint but not a model file (is it "
+        raise UsageError(f"--model {path}: a tinyae checkpoint but not a model file (is it "
                            "a training checkpoint such as checkpoints/last.npz? give the run's "
                            "model.npz instead)")
     try:
         model = build_model(record["builder"], record["kwargs"])
         model.load_state_dict(record["state_dict"])
     except (TypeError, ValueError) as exc:
-        raise _usage_error(f"--model {path}: cannot rebuild {describe_record(record)} with "
+        raise UsageError(f"--model {path}: cannot rebuild {describe_record(record)} with "
                            f"this version of tinyae ({exc})") from None
     model.eval()
     return model, record
@@ -124,25 +114,25 @@ def sample_images(model, record, n, label=None, seed=0):
     if kind == "cvae":
         classes = int(record["kwargs"].get("n_classes", 10))
         if label is not None and not 0 <= label < classes:
-            raise _usage_error(f"--label {label}: this cvae knows the classes "
+            raise UsageError(f"--label {label}: this cvae knows the classes "
                                f"0..{classes - 1}")
         return model.sample(n, label=label, rng=rng).numpy()
     if kind in ("vae", "gan"):
         if label is not None:
-            raise _usage_error(f"--label: a {kind} is not conditioned on labels; train a cvae "
+            raise UsageError(f"--label: a {kind} is not conditioned on labels; train a cvae "
                                "(or an ae, sampled per class) to choose the class")
         return model.sample(n, rng=rng).numpy()
     info = record["info"]
     codes, code_labels = info.get("codes"), info.get("code_labels")
     if codes is None:
-        raise _usage_error("this autoencoder's model file holds no training codes to fit a "
+        raise UsageError("this autoencoder's model file holds no training codes to fit a "
                            "sampler to; retrain it with `tinyae train ae`")
     if label is not None:
         if code_labels is None:
-            raise _usage_error("--label: this autoencoder was trained on data without labels")
+            raise UsageError("--label: this autoencoder was trained on data without labels")
         known = sorted(set(int(v) for v in code_labels))
         if label not in known:
-            raise _usage_error(f"--label {label}: the training codes have the classes "
+            raise UsageError(f"--label {label}: the training codes have the classes "
                                f"{known[0]}..{known[-1]}")
         sampler = GMMSampler("gaussian", covariance_scale=0.5, seed=seed).fit(codes, code_labels)
     else:
@@ -152,10 +142,5 @@ def sample_images(model, record, n, label=None, seed=0):
 
 def _decode(model, codes):
     """``model.decode`` on host codes in eval mode without a graph; the mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            return model.decode(numpy.asarray(codes, dtype=numpy.float32)).numpy()
-    finally:
-        model.train(was_training)
+    with nn.evaluating(model):
+        return model.decode(numpy.asarray(codes, dtype=numpy.float32)).numpy()

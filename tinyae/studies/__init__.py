@@ -18,8 +18,7 @@ From Python::
 
 From the shell: ``tinyae study face-vae --quick --data-dir /data --out runs/faces``.
 """
-# common first: it defines UsageError, which the modules it re-exports import from it.
-from .common import UsageError  # noqa: I001
+from ..errors import UsageError
 from . import autoencoder_gmm, denoise_inpaint, face_vae, gan_vs_vae, photo_vae
 from .outputs import Outputs
 

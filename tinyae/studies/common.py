@@ -1,7 +1,4 @@
-"""What the studies, the demo and the command line share: ``UsageError``, and the old names.
-
-``UsageError`` is a mistake the user can fix (a missing folder, a label a model
-cannot take); the command line prints it and exits with status 2.
+"""The names the studies, the demo and the command line once took from here.
 
 The rest of what lived here has moved where its name says, and is imported
 here so that ``from tinyae.studies.common import X`` keeps working:
@@ -15,21 +12,14 @@ here so that ``from tinyae.studies.common import X`` keeps working:
 - training and maps over a data set (``fit``, ``RunSettings``, ``embed_all``,
   ...): ``tinyae.studies.training``.
 """
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for, said in words the user can act on."""
-
-
-# Imported after UsageError is defined: tinyae.studies.outputs, tinyae.data and
-# tinyae.models.modelfile take it from here.
-from ..data import (DATA_NAMES, Dataset, limit_examples, load_dataset,  # noqa: E402,F401
+from ..errors import UsageError  # noqa: F401  (tinyae.errors: the one user-error class)
+from ..data import (DATA_NAMES, Dataset, limit_examples, load_dataset,  # noqa: F401
                     load_mnist_pair, parse_data_name)
-from ..models.modelfile import (BUILDERS, MODEL_FORMAT, MODEL_VERSION,  # noqa: E402,F401
+from ..models.modelfile import (BUILDERS, MODEL_FORMAT, MODEL_VERSION,  # noqa: F401
                                 build_model, describe_record, find_model_file, load_model,
                                 sample_images, save_model)
-from ..plot import bar_chart  # noqa: E402,F401
-from .outputs import Outputs, losses_line, plural, settings_text  # noqa: E402,F401
-from .training import (EPOCH_LINES_UP_TO, EpochBar, RunSettings,  # noqa: E402,F401
+from ..plot import bar_chart  # noqa: F401
+from .outputs import Outputs, losses_line, plural, settings_text  # noqa: F401
+from .training import (EPOCH_LINES_UP_TO, EpochBar, RunSettings,  # noqa: F401
                        decode_all, embed_all, evaluation_mode, fit, reconstruct_all,
                        samples_by_class, seed_everything)

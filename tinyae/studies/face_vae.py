@@ -18,7 +18,7 @@ import numpy
 from .. import data, plot
 from ..data import Dataset
 from ..models import attribute_vector, conv_vae, latent_arithmetic, morph
-from .common import UsageError
+from ..errors import UsageError
 from .outputs import losses_line
 from .training import (RunSettings, decode_all, embed_all, fit, reconstruct_all,
                        seed_everything)

@@ -12,7 +12,7 @@ import platform
 import time
 
 from ..io import atomic_write_bytes
-from .common import UsageError
+from ..errors import UsageError
 
 
 class Outputs:

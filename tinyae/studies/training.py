@@ -5,13 +5,11 @@
 - ``embed_all``, ``reconstruct_all``, ``decode_all``: the code and image maps
   over a whole data set, a batch at a time, as host arrays.
 """
-import contextlib
 import dataclasses
 
 import numpy
 
 from .. import nn
-from ..autograd import no_grad
 from ..train import train
 
 
@@ -89,17 +87,7 @@ def reconstruct_all(model, x, batch_size=1000):
     return _batched(model.reconstruct, x, batch_size)
 
 
-@contextlib.contextmanager
-def evaluation_mode(model):
-    """Eval mode (dropout off, batch norm on running statistics) and no graph; the
-    model's previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            yield model
-    finally:
-        model.train(was_training)
+evaluation_mode = nn.evaluating  # eval mode + no graph; one helper for the whole package
 
 
 def decode_all(model, codes, batch_size=1000):
