@@ -1,14 +1,25 @@
 """Shared test fixtures: every test is written once and runs on every available backend."""
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# TINYAE_FAKE_CUPY=1: run on the emulated cupy of tests/fakecupy (NumPy underneath,
+# but it refuses implicit host conversions where CuPy does), before tinyae imports it.
+# Subprocesses get it through PYTHONPATH. CUDA C cannot run there: reference kernels.
+FAKE_CUPY = os.environ.get("TINYAE_FAKE_CUPY", "") not in ("", "0")
+if FAKE_CUPY:
+    _fake = str(pathlib.Path(__file__).resolve().parent / "fakecupy")
+    sys.path.insert(0, _fake)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_fake, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ.setdefault("TINYAE_KERNELS", "reference")
 
-import tinyae
-from tinyae import backend
+import tinyae  # noqa: E402
+from tinyae import backend  # noqa: E402
 
 CUPY_READY = backend.cupy_available()
 
@@ -62,3 +73,34 @@ def data_dir():
 def to_tensor(array, requires_grad=False, dtype="float64"):
     """A host NumPy array as a tensor on the active backend (float64 by default, for checks)."""
     return tinyae.tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad)
+
+
+def to_host(array):
+    """A host NumPy array of ``array``, a tensor or an array of either backend (for asserts)."""
+    return backend.to_numpy(getattr(array, "data", array))
+
+
+# ------------------------------------------------------------ emulated cupy
+def pytest_collection_modifyitems(config, items):
+    """Under the emulation, the numpy cases are the plain run's: run only the cupy ones."""
+    if not FAKE_CUPY:
+        return
+    numpy_cases = [item for item in items
+                   if getattr(item, "callspec", None) and item.callspec.params.get(
+                       "backend_name") == "numpy"]
+    if numpy_cases:
+        config.hook.pytest_deselected(items=numpy_cases)
+        numpy_cases = set(numpy_cases)
+        items[:] = [item for item in items if item not in numpy_cases]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A gpu test that needs a real kernel skips under the emulation, and says why."""
+    outcome = yield
+    report = outcome.get_result()
+    if (FAKE_CUPY and call.excinfo is not None and item.get_closest_marker("gpu")
+            and type(call.excinfo.value).__name__ == "RealDeviceRequired"):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: needs a real CUDA device: {call.excinfo.value}")
