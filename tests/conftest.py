@@ -77,7 +77,7 @@ def to_tensor(array, requires_grad=False, dtype="float64"):
 
 def to_host(array):
     """A host NumPy array of ``array``, a tensor or an array of either backend (for asserts)."""
-    return backend.to_numpy(getattr(array, "data", array))
+    return backend.to_numpy(array.data if isinstance(array, tinyae.Tensor) else array)
 
 
 # ------------------------------------------------------------ emulated cupy

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy
 
-from . import plot
+from . import backend, plot
 
 
 def _image_shape_for_plot(images, model):
@@ -73,7 +73,7 @@ class SaveReconstructions:
 
     def __init__(self, directory, images, every=10):
         self.directory = pathlib.Path(directory)
-        self.images = numpy.asarray(images, dtype=numpy.float32)
+        self.images = numpy.asarray(backend.to_numpy(images), dtype=numpy.float32)
         self.every = int(every)
 
     def on_train_begin(self, trainer):
