@@ -300,7 +300,7 @@ def fuse(*args, **kwargs):
     """``cupy.fuse``: one kernel for the whole function; here it runs as Python, counted once."""
     def decorate(function):
         def fused(*call_args, **call_kwargs):
-            _count(f"fuse:{getattr(function, '__name__', 'kernel')}")
+            _count(getattr(function, "__name__", "fused"))
             _fusing[0] += 1
             try:
                 return function(*call_args, **call_kwargs)
