@@ -3,6 +3,7 @@
     python -m benchmarks.compare                    # all workloads, all paths
     python -m benchmarks.compare -w A,C --rounds 3  # a subset
     python -m benchmarks.compare --memory           # also peak memory per step
+    python -m benchmarks.compare --count-launches   # GPU kernel launches per step (no GPU needed)
 
 In one process, round after round, it alternates the paths (tinyae reference
 kernels, tinyae fused kernels, PyTorch CPU), so machine noise hits all of them
@@ -18,6 +19,7 @@ import ctypes
 import ctypes.util
 import datetime
 import os
+import pathlib
 import platform
 import statistics
 import subprocess
@@ -209,6 +211,60 @@ def measure_memory(names, paths, batch):
                   f"{(peak - base) / mib:.1f} |", flush=True)
 
 
+# ---------------------------------------------------------------- launch counting
+FAKE_CUPY = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fakecupy"
+
+
+def count_launches(names, batch):
+    """Device kernels one training step launches on the CuPy backend, counted without a GPU.
+
+    Runs each workload on the emulated cupy of tests/fakecupy, which counts every
+    operation that would be a kernel on a GPU (ufuncs, reductions, copies, fills,
+    assignments; not views or empty allocations) and the copies between host and
+    device. CUDA C cannot run there, so each kernel of kernels/gpu.py is counted
+    as its reference run as one launch (``cupy.fuse``); the launches CuPy adds
+    around a few of them (the sums in bias_act_backward and the batch-norm and KL
+    kernels) are not counted. The "reference" column counts the plain kernels.
+    The second step is counted (the first also creates the optimizer state).
+    """
+    sys.path.insert(0, str(FAKE_CUPY))
+    import cupy
+    if not getattr(cupy, "EMULATED", False):
+        raise SystemExit(f"--count-launches needs the emulated cupy of {FAKE_CUPY}, but "
+                         f"{cupy.__file__} was imported first")
+    _gpu_kernels_as_one_launch(cupy)
+    print("| workload | batch | kernel launches | reference kernels | host->device copies | "
+          "device->host copies | most frequent |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        counted = {}
+        for mode in ("fused", "reference"):
+            runner = Runner(name, "cupy", batch)
+            runner.mode = mode
+            runner.step()
+            with cupy.count_launches() as counts:
+                runner.step()
+            copies = {kind: counts.pop(kind, 0) for kind in ("to_device", "to_host")}
+            counted[mode] = counts
+        common = ", ".join(f"{kind} {n}" for kind, n in counted["fused"].most_common(5))
+        print(f"| {name} | {runner.batch} | {sum(counted['fused'].values())} | "
+              f"{sum(counted['reference'].values())} | {copies['to_device']} | "
+              f"{copies['to_host']} | {common} |", flush=True)
+
+
+def _gpu_kernels_as_one_launch(cupy):
+    """Stand kernels/gpu.py's functions in with their references, each counted as one launch."""
+    import types
+    import kernels
+    import kernels.gpu
+    from kernels import reference
+    stand_in = types.ModuleType("kernels.gpu", "kernels.reference, one launch per kernel")
+    for name, function in vars(kernels.gpu).items():
+        if callable(function) and not name.startswith("_") and hasattr(reference, name):
+            setattr(stand_in, name, cupy.fuse(getattr(reference, name)))
+    sys.modules["kernels.gpu"] = kernels.gpu = stand_in
+
+
 # ---------------------------------------------------------------- report header
 def header(threads):
     import numba
@@ -255,12 +311,17 @@ def main(argv=None):
     parser.add_argument("--memory", action="store_true", help="also measure peak memory")
     parser.add_argument("--memory-probe", nargs=2, metavar=("WORKLOAD", "PATH"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--count-launches", action="store_true",
+                        help="count GPU kernel launches per step on the emulated cupy; no timing")
     args = parser.parse_args(argv)
     if args.memory_probe:
         base, peak = memory_probe(*args.memory_probe, args.batch or None)
         print(base, peak)
         return
     names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
+    if args.count_launches:
+        count_launches(names, args.batch or None)
+        return
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     header(args.threads)
     compare(names, paths, args.rounds, args.seconds, args.batch or None, args.threads)

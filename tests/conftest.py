@@ -2,14 +2,25 @@
 import collections
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# TINYAE_FAKE_CUPY=1: run on the emulated cupy of tests/fakecupy (NumPy underneath,
+# but it refuses implicit host conversions where CuPy does), before tinyae imports it.
+# Subprocesses get it through PYTHONPATH. CUDA C cannot run there: reference kernels.
+FAKE_CUPY = os.environ.get("TINYAE_FAKE_CUPY", "") not in ("", "0")
+if FAKE_CUPY:
+    _fake = str(pathlib.Path(__file__).resolve().parent / "fakecupy")
+    sys.path.insert(0, _fake)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_fake, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ.setdefault("TINYAE_KERNELS", "reference")
 
-import tinyae
-from tinyae import backend
+import tinyae  # noqa: E402
+from tinyae import backend  # noqa: E402
 
 CUPY_READY = backend.cupy_available()
 
@@ -83,3 +94,41 @@ def pytest_terminal_summary(terminalreporter):
                                     "them out; `pytest -m slow` runs them)")
     if len(deselected) > slow:
         terminalreporter.write_line(f"{len(deselected) - slow:5d} deselected by -k or -m")
+
+
+def to_host(array):
+    """A host NumPy array of ``array``, a tensor or an array of either backend (for asserts)."""
+    return backend.to_numpy(array.data if isinstance(array, tinyae.Tensor) else array)
+
+
+# ------------------------------------------------------------ emulated cupy
+def pytest_collection_modifyitems(config, items):
+    """Under the emulation, the numpy cases are the plain run's: run only the cupy ones."""
+    if not FAKE_CUPY:
+        return
+    numpy_cases = [item for item in items
+                   if getattr(item, "callspec", None) and item.callspec.params.get(
+                       "backend_name") == "numpy"]
+    if numpy_cases:
+        config.hook.pytest_deselected(items=numpy_cases)
+        numpy_cases = set(numpy_cases)
+        items[:] = [item for item in items if item not in numpy_cases]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under the emulation a gpu test that runs CUDA C skips and says why; any other test fails."""
+    outcome = yield
+    report = outcome.get_result()
+    # RealDeviceRequired is a unittest.SkipTest, which pytest turns into its own skip.
+    if not (FAKE_CUPY and call.excinfo is not None
+            and "the emulated cupy cannot run CUDA C" in str(call.excinfo.value)):
+        return
+    if item.get_closest_marker("gpu"):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: needs a real CUDA device: {call.excinfo.value}")
+    else:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} ran CUDA C on the emulated cupy, where only the "
+                           f"reference kernels can run: {call.excinfo.value}")

@@ -9,6 +9,8 @@ import tinyae
 from tinyae import data, losses, models, nn, optim
 from tinyae.train import evaluate, train
 
+from conftest import to_host
+
 
 # ---------------------------------------------------------------- real data and a judge
 @pytest.fixture(scope="module")
@@ -275,7 +277,7 @@ def test_inpainting_cvae_fills_holes_better_than_the_mean_image(mnist):
     mask = data.half_mask(test.shape, "bottom")
     masked = data.apply_mask(test, mask)
     filled = model.complete(masked, mask, sample=False).numpy()
-    visible = mask == 1
+    visible = to_host(mask) == 1
     assert np.array_equal(filled[visible], test[visible])   # visible pixels are kept exactly
     hidden = ~visible
     model_error = ((filled - test)[hidden] ** 2).mean()

@@ -84,7 +84,7 @@ class SaveReconstructions:
 
     def __init__(self, directory, images, every=10):
         self.directory = pathlib.Path(directory)
-        self.images = numpy.asarray(images, dtype=numpy.float32)
+        self.images = numpy.asarray(backend.to_numpy(images), dtype=numpy.float32)
         self.every = int(every)
 
     def on_train_begin(self, trainer):

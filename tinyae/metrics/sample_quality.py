@@ -24,7 +24,13 @@ import warnings
 
 import numpy
 
+from .. import backend
 from .classifier import classifier_outputs, load_reference_classifier
+
+
+def _host(array, dtype=None):
+    """``array`` (host or device) as a host NumPy array: these statistics run on the CPU."""
+    return numpy.asarray(backend.to_numpy(array), dtype=dtype)
 
 
 def feature_statistics(features):
@@ -32,7 +38,7 @@ def feature_statistics(features):
 
     The covariance is the unbiased sample covariance (numpy.cov), as FID uses.
     """
-    features = numpy.asarray(features, dtype=numpy.float64)
+    features = _host(features, numpy.float64)
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"feature_statistics: needs at least 2 feature rows (N, d), got "
                          f"shape {features.shape}")
@@ -54,10 +60,10 @@ def frechet_distance(mu1, cov1, mu2, cov2, eps=1e-6):
 
         frechet_distance(numpy.zeros(2), numpy.eye(2), numpy.ones(2), numpy.eye(2))   # 2.0
     """
-    mu1, mu2 = numpy.atleast_1d(numpy.asarray(mu1, numpy.float64)), numpy.atleast_1d(
-        numpy.asarray(mu2, numpy.float64))
-    cov1, cov2 = numpy.atleast_2d(numpy.asarray(cov1, numpy.float64)), numpy.atleast_2d(
-        numpy.asarray(cov2, numpy.float64))
+    mu1, mu2 = numpy.atleast_1d(_host(mu1, numpy.float64)), numpy.atleast_1d(
+        _host(mu2, numpy.float64))
+    cov1, cov2 = numpy.atleast_2d(_host(cov1, numpy.float64)), numpy.atleast_2d(
+        _host(cov2, numpy.float64))
     d = mu1.shape[0]
     if mu1.shape != mu2.shape or cov1.shape != (d, d) or cov2.shape != (d, d):
         raise ValueError(f"frechet_distance: means {mu1.shape} and {mu2.shape}, covariances "
@@ -108,7 +114,7 @@ def inception_score(probabilities, splits=10):
         inception_score(numpy.full((100, 10), 0.1))           # (1.0, 0.0)
         inception_score(numpy.eye(10)[numpy.arange(100) % 10])  # (10.0, 0.0)
     """
-    p = numpy.asarray(probabilities, dtype=numpy.float64)
+    p = _host(probabilities, numpy.float64)
     if p.ndim != 2:
         raise ValueError(f"inception_score: probabilities must be (N, classes), got {p.shape}")
     if int(splits) < 1 or len(p) < int(splits):
@@ -131,8 +137,8 @@ def conditional_accuracy(probabilities, requested):
     ``probabilities``: (N, C) class probabilities (or logits); ``requested``: N labels.
     On real images with their true labels it is the classifier's accuracy.
     """
-    p = numpy.asarray(probabilities)
-    requested = numpy.asarray(requested).reshape(-1)
+    p = _host(probabilities)
+    requested = _host(requested).reshape(-1)
     if p.ndim != 2 or len(p) != len(requested):
         raise ValueError(f"conditional_accuracy: probabilities {p.shape} need one requested "
                          f"label per row, got {len(requested)}")
