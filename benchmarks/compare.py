@@ -4,6 +4,8 @@
     python -m benchmarks.compare -w A,C --rounds 3  # a subset
     python -m benchmarks.compare --memory           # also peak memory per step
     python -m benchmarks.compare --count-launches   # GPU kernel launches per step (no GPU needed)
+    python -m benchmarks.compare --busy             # with a CPU-bound process running beside it
+    python -m benchmarks.compare -p fused@1,fused@2,torch   # tinyae on 1 and on 2 threads
 
 In one process, round after round, it alternates the paths (tinyae reference
 kernels, tinyae fused kernels, PyTorch CPU), so machine noise hits all of them
@@ -12,6 +14,13 @@ GFLOP/s and, in the same run, the GEMM rate of ``numpy.dot`` as the ceiling.
 Peak memory is measured in a fresh subprocess per (workload, path), sampling
 the resident set size while steps run. Timings on shared machines move by up
 to 30%: compare ratios within one run.
+
+A tinyae path runs on the threads ``tinyae.train`` would use
+(``tinyae.runtime.training_threads()``); ``PATH@N`` runs it on N BLAS and Numba
+threads instead (0: the libraries' own settings). PyTorch gets ``--threads``.
+``--busy`` starts one CPU-bound process beside the benchmark (it ends by itself
+after ``--busy-seconds`` at the latest, and is stopped when the benchmark ends),
+as on a shared machine.
 """
 import argparse
 import contextlib
@@ -61,7 +70,10 @@ class Runner:
     """
 
     def __init__(self, name, path, batch, seed=0):
+        self.label = path
+        path, _, threads = path.partition("@")
         self.path = path
+        self.threads = int(threads) if threads else None
         builder, _, default_batch, _ = W.WORKLOADS[name]
         self.batch = batch or default_batch
         rng = numpy.random.default_rng(seed)
@@ -96,6 +108,13 @@ class Runner:
             return contextlib.nullcontext()
         return self.tinyae.using_backend(self.backend)
 
+    def threads_context(self):
+        """The thread limit the steps run under (for tinyae: what tinyae.train applies)."""
+        if self.backend is None:
+            return contextlib.nullcontext()
+        runtime = self.tinyae.runtime
+        return runtime.limited_threads(runtime.training_threads(self.threads))
+
     def step(self):
         if self.backend is not None:
             self.kernels.set_mode(self.mode)
@@ -115,9 +134,11 @@ def _cupy_synchronize():
 
 def time_steps(runner, seconds, min_steps=3, max_steps=300):
     times = []
-    deadline = time.perf_counter() + seconds
-    while len(times) < min_steps or (time.perf_counter() < deadline and len(times) < max_steps):
-        times.append(_timed(runner.step))
+    with runner.threads_context():
+        deadline = time.perf_counter() + seconds
+        while len(times) < min_steps or (time.perf_counter() < deadline
+                                         and len(times) < max_steps):
+            times.append(_timed(runner.step))
     return times
 
 
@@ -133,8 +154,9 @@ def compare(names, paths, rounds, seconds, batch, threads):
         for runner in runners.values():
             if runner.path == "torch":
                 runner.ops.set_threads(threads)
-            for _ in range(2):  # warm-up: JIT compilation, allocator pools
-                runner.step()
+            with runner.threads_context():
+                for _ in range(2):  # warm-up: JIT compilation, allocator pools
+                    runner.step()
         samples = {path: [] for path in runners}
         for _ in range(rounds):
             for path, runner in runners.items():
@@ -265,7 +287,37 @@ def _gpu_kernels_as_one_launch(cupy):
     sys.modules["kernels.gpu"] = kernels.gpu = stand_in
 
 
+# ---------------------------------------------------------------- busy machine
+@contextlib.contextmanager
+def competing_process(seconds):
+    """One CPU-bound process beside the benchmark, as on a shared machine. It stops by
+    itself after ``seconds`` and is stopped when the block ends."""
+    loop = f"import time\nend = time.time() + {float(seconds)}\nwhile time.time() < end: pass"
+    process = subprocess.Popen([sys.executable, "-c", loop])
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait()
+
+
 # ---------------------------------------------------------------- report header
+def thread_report():
+    """BLAS libraries with their core type and threads, Numba's target and threads, and
+    the threads a tinyae path runs on."""
+    import numba
+    import llvmlite.binding
+    from threadpoolctl import threadpool_info
+    import tinyae.runtime
+    blas = "; ".join(f"{lib.get('internal_api')} {lib.get('version')} "
+                     f"{lib.get('architecture') or ''} {lib.get('num_threads')} threads "
+                     f"({os.path.basename(lib.get('filepath', ''))})"
+                     for lib in threadpool_info() if lib.get("user_api") == "blas")
+    return (f"BLAS: {blas or 'none loaded'}; Numba target {llvmlite.binding.get_host_cpu_name()}, "
+            f"{numba.get_num_threads()} threads; tinyae paths run on "
+            f"{tinyae.runtime.training_threads()} threads (tinyae.runtime; PATH@N to change)")
+
+
 def header(threads):
     import numba
     versions = [f"python {platform.python_version()}", f"numpy {numpy.__version__}",
@@ -282,8 +334,9 @@ def header(threads):
     except (OSError, StopIteration):
         pass
     print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M}  {cpu}, {os.cpu_count()} cores, "
-          f"{threads} threads")
+          f"torch on {threads} threads")
     print("# " + ", ".join(versions))
+    print("# " + thread_report())
     print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  "
           f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', '(unset)')}")
     print(f"# numpy.dot float32 2048^2 GEMM ceiling: {gemm_rate():.0f} GFLOP/s")
@@ -313,6 +366,10 @@ def main(argv=None):
                         help=argparse.SUPPRESS)
     parser.add_argument("--count-launches", action="store_true",
                         help="count GPU kernel launches per step on the emulated cupy; no timing")
+    parser.add_argument("--busy", action="store_true",
+                        help="run one CPU-bound process beside the benchmark")
+    parser.add_argument("--busy-seconds", type=float, default=1800,
+                        help="the competing process ends by itself after this long")
     args = parser.parse_args(argv)
     if args.memory_probe:
         base, peak = memory_probe(*args.memory_probe, args.batch or None)
@@ -323,8 +380,14 @@ def main(argv=None):
         count_launches(names, args.batch or None)
         return
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401  (loads its BLAS, so the header lists it)
     header(args.threads)
-    compare(names, paths, args.rounds, args.seconds, args.batch or None, args.threads)
+    busy = competing_process(args.busy_seconds) if args.busy else contextlib.nullcontext()
+    with busy:
+        if args.busy:
+            print("# busy: one CPU-bound process runs beside the benchmark")
+        compare(names, paths, args.rounds, args.seconds, args.batch or None, args.threads)
     if args.memory:
         measure_memory(names, paths, args.batch or None)
 

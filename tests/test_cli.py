@@ -267,14 +267,6 @@ def test_long_runs_show_one_bar_over_the_epochs(tmp_path, capsys):
     assert "21/21" in error and "epoch 21/21:" not in error   # one bar, no line per epoch
 
 
-def test_limited_threads_restores_the_previous_setting():
-    import numba
-    before = numba.get_num_threads()
-    with cli.limited_threads(1):
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == before
-
-
 def test_cupy_backend_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     from tinyae import backend
     if backend.cupy_available():

@@ -20,9 +20,22 @@ C_TYPES = {"T": "T", "bool": "bool", "int32": "int", "int64": "long long",
 
 
 def kernel_definitions():
-    """(kind, arguments) of every cupy.ElementwiseKernel / ReductionKernel call in gpu.py."""
+    """(kind, arguments, preamble) of every cupy.ElementwiseKernel / ReductionKernel call in
+    gpu.py; a preamble (shared device functions) may be a module-level string constant."""
     tree = ast.parse(GPU_SOURCE.read_text())
-    return [(node.func.attr, [ast.literal_eval(a) for a in node.args])
+    constants = {target.id: node.value.value for node in tree.body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                 and isinstance(node.value.value, str)
+                 for target in node.targets if isinstance(target, ast.Name)}
+
+    def preamble(call):
+        for keyword in call.keywords:
+            if keyword.arg == "preamble":
+                value = keyword.value
+                return constants[value.id] if isinstance(value, ast.Name) else value.value
+        return ""
+
+    return [(node.func.attr, [ast.literal_eval(a) for a in node.args], preamble(node))
             for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and node.func.attr in ("ElementwiseKernel", "ReductionKernel")]
@@ -39,7 +52,6 @@ def _params(text):
 
 def cuda_source(kind, args, dtype):
     """The kernel as CUDA C, roughly as CuPy generates it: one thread per output element."""
-    c_type = {"float32": "float", "float64": "double"}[dtype]
     inputs, outputs = _params(args[0]), _params(args[1])
     if kind == "ElementwiseKernel":
         operation, name = args[2], args[3]
@@ -58,8 +70,7 @@ def cuda_source(kind, args, dtype):
             "         i += (long long)blockDim.x * gridDim.x) {\n" + body + "    }\n")
     if kind == "ReductionKernel":
         loop = f"    T a = {identity};\n" + loop + bind + f"    {post_map_expr};\n"
-    return (f"typedef {c_type} T;\n"
-            f'extern "C" __global__ void {name}({", ".join(signature + ["long long size"])}) {{\n'
+    return (f'extern "C" __global__ void {name}({", ".join(signature + ["long long size"])}) {{\n'
             f"{loop}}}\n")
 
 
@@ -67,7 +78,8 @@ DEFINITIONS = kernel_definitions()
 
 
 def test_gpu_py_defines_the_kernels_this_test_compiles():
-    names = [args[3] if kind == "ElementwiseKernel" else args[6] for kind, args in DEFINITIONS]
+    names = [args[3] if kind == "ElementwiseKernel" else args[6]
+             for kind, args, _ in DEFINITIONS]
     assert len(names) >= 10 and len(set(names)) == len(names), names
     assert all(name.startswith("tinyae_") for name in names), names
 
@@ -76,7 +88,10 @@ def test_gpu_py_defines_the_kernels_this_test_compiles():
                     "kernels/gpu.py are compiled only where it is")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_cuda_source_compiles(dtype, tmp_path):
-    sources = [cuda_source(kind, args, dtype) for kind, args in DEFINITIONS]
+    preambles = list(dict.fromkeys(p for _, _, p in DEFINITIONS if p))  # each once, in order
+    c_type = {"float32": "float", "float64": "double"}[dtype]
+    sources = [f"typedef {c_type} T;", *preambles]
+    sources += [cuda_source(kind, args, dtype) for kind, args, _ in DEFINITIONS]
     path = tmp_path / f"gpu_{dtype}.cu"
     path.write_text("\n".join(sources))
     done = subprocess.run([NVCC, "--ptx", "-o", str(tmp_path / "gpu.ptx"), str(path)],

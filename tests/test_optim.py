@@ -115,7 +115,7 @@ def test_state_dict_layout_is_pytorch_like():
     params = [tinyae.Parameter(np.zeros(3)), tinyae.Parameter(np.zeros((2, 2)))]
     optimizer = optim.Adam(params, lr=0.01)
     for p in params:
-        p.grad = np.ones(p.shape)
+        p.grad = backend.to_backend(np.ones(p.shape))
     optimizer.step()
     state = optimizer.state_dict()
     assert state["param_groups"] == [dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8,
@@ -129,7 +129,7 @@ def test_load_state_dict_checks_parameters():
     params = [tinyae.Parameter(np.zeros(3)), tinyae.Parameter(np.zeros((2, 2)))]
     optimizer = optim.Adam(params)
     for p in params:
-        p.grad = np.ones(p.shape)
+        p.grad = backend.to_backend(np.ones(p.shape))
     optimizer.step()
     saved = optimizer.state_dict()
     with pytest.raises(ValueError, match="saved with 2 parameters, this optimizer has 1"):
@@ -144,7 +144,7 @@ def test_load_state_dict_checks_parameters():
 def test_step_skips_parameters_without_gradient():
     a, b = tinyae.Parameter(np.ones(2)), tinyae.Parameter(np.ones(2))
     optimizer = optim.SGD([a, b], lr=0.5, momentum=0.9)
-    a.grad = np.ones(2)
+    a.grad = backend.to_backend(np.ones(2))
     optimizer.step()
     np.testing.assert_array_equal(a.numpy(), [0.5, 0.5])
     np.testing.assert_array_equal(b.numpy(), [1, 1])
@@ -155,7 +155,7 @@ def test_step_skips_parameters_without_gradient():
 
 def test_step_records_no_graph():
     p = tinyae.Parameter(np.ones(2))
-    p.grad = np.ones(2)
+    p.grad = backend.to_backend(np.ones(2))
     optim.Adam([p]).step()
     assert p.creator is None and p.requires_grad
 
@@ -170,7 +170,7 @@ def test_parameter_groups_match_torch(torch):
                                 lr=0.1, momentum=0.9)
     for step, noise in enumerate(gradient_noise(4)):
         for p, t, g in zip(ours, theirs, noise):
-            p.grad, t.grad = g + 0.3 * p.data, torch.tensor(g) + 0.3 * t.detach()
+            p.grad, t.grad = backend.to_backend(g) + 0.3 * p.data, torch.tensor(g) + 0.3 * t.detach()
         mine.step()
         reference.step()
     for p, t in zip(ours, theirs):

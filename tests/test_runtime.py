@@ -1,10 +1,14 @@
 """The allocator tuning applied where training starts (never at import), and the user's
-ways to say no to it; what ``import tinyae`` loads."""
+ways to say no to it; what ``import tinyae`` loads; the one thread policy of the API and
+the command line."""
 import os
 import subprocess
 import sys
 
 import pytest
+
+import tinyae
+from tinyae import runtime
 
 TRAIN = ("import numpy, tinyae, tinyae.runtime as r\n"
          "before = r.malloc_tuned\n"
@@ -53,3 +57,61 @@ def test_plot_loads_matplotlib_on_first_use(tmp_path):
             "p.loss_curves({'train/loss': [2.0, 1.0]})\n"
             "print(loaded, 'matplotlib' in sys.modules)")
     assert run(code, MPLBACKEND="Agg") == "False True"
+
+
+# ---------------------------------------------------------------- threads
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"}
+
+
+def test_limited_threads_limits_blas_and_numba_then_restores():
+    import numba
+    numba_before, blas_before = numba.get_num_threads(), _blas_threads()
+    assert blas_before, "NumPy's BLAS should be visible to threadpoolctl"
+    with runtime.limited_threads(1):
+        assert numba.get_num_threads() == 1
+        assert set(_blas_threads().values()) == {1}
+    assert numba.get_num_threads() == numba_before and _blas_threads() == blas_before
+    with runtime.limited_threads(0):                      # 0: leave the libraries alone
+        assert _blas_threads() == blas_before
+
+
+@pytest.mark.parametrize("given, environment, expected", [
+    (None, None, runtime.DEFAULT_THREADS), (None, "3", 3), (2, "3", 2), (0, None, 0),
+    (None, "0", 0)])
+def test_training_threads_policy(monkeypatch, given, environment, expected):
+    if environment is None:
+        monkeypatch.delenv("TINYAE_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("TINYAE_THREADS", environment)
+    assert runtime.training_threads(given) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_training_threads_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="threads must be a whole number"):
+        runtime.training_threads(bad)
+
+
+def test_training_threads_names_a_bad_environment_value(monkeypatch):
+    monkeypatch.setenv("TINYAE_THREADS", "many")
+    with pytest.raises(ValueError, match="TINYAE_THREADS='many'"):
+        runtime.training_threads()
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_train_runs_its_steps_on_the_policy_threads_and_restores(monkeypatch, threads):
+    """The API and the command line apply one policy (runtime.training_threads)."""
+    monkeypatch.delenv("TINYAE_THREADS", raising=False)
+    expected = runtime.DEFAULT_THREADS if threads is None else threads
+    x, _ = tinyae.data.load_digits()
+    model = tinyae.models.mlp_autoencoder(x.shape[1:], hidden=(16,), latent_dim=4)
+    seen = []
+    before = _blas_threads()
+    tinyae.train(model, x[:64], epochs=1, batch_size=32, progress=False, threads=threads,
+                 callbacks=[lambda trainer, epoch, history: seen.append(_blas_threads())])
+    assert seen and all(set(limits.values()) == {min(expected, max(before.values()))}
+                        for limits in seen)
+    assert _blas_threads() == before

@@ -16,7 +16,6 @@ training after the current step, keeps the checkpoint and says how to go on
 returns the exit status instead of exiting.
 """
 import argparse
-import contextlib
 import math
 import os
 import pathlib
@@ -24,17 +23,15 @@ import sys
 import textwrap
 import warnings
 
-from . import __version__, studies
+from . import __version__, runtime, studies
 from .errors import UsageError
 from .studies import common
 
 DATA_HELP = ("data set: mnist (files in --data-dir or $TINYAE_DATA), olivetti (likewise), "
              "digits (scikit-learn's 8x8 digits, always there) or folder:PATH (a folder of "
              "pictures)")
-THREADS_HELP = ("CPU threads for matrix products (BLAS) and Numba kernels (default 1: "
-                "tinyae's matrices are small, and on 2-core machines more threads were never "
-                "faster and up to 10 times slower; try more for large convolutional models on "
-                "an idle many-core machine)")
+THREADS_HELP = ("CPU threads for matrix products (BLAS) and Numba kernels (default: "
+                "$TINYAE_THREADS, else 1; why: README, \"Threads\")")
 
 
 CommandError = UsageError  # the old name; one user-error class (tinyae.errors)
@@ -115,7 +112,7 @@ def _run_options(parser, quiet_help):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                         help="array backend: numpy (CPU) or cupy (NVIDIA GPU)")
-    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help=THREADS_HELP)
     parser.add_argument("--quiet", action="store_true", help=quiet_help)
 
@@ -277,7 +274,8 @@ def main(argv=None):
     from .data import DataError, DataNotFoundError
     from .train import TrainingDivergedError
     try:
-        with backend.using_backend(args.backend), limited_threads(args.threads):
+        threads = runtime.training_threads(args.threads)
+        with backend.using_backend(args.backend), runtime.limited_threads(threads):
             return args.run(args)
     except (UsageError, DataError, backend.BackendError) as exc:
         hint = ""
@@ -311,28 +309,6 @@ def _raise_when_debugging():
     """Re-raise the exception being handled when TINYAE_DEBUG=1 (to see its traceback)."""
     if os.environ.get("TINYAE_DEBUG", "0") not in ("", "0"):
         raise
-
-
-@contextlib.contextmanager
-def limited_threads(count):
-    """At most ``count`` threads for BLAS and Numba inside the block (None: no change).
-
-    Small matrix products gain nothing from more BLAS threads and lose much when the
-    threads wait for a busy CPU (measured: the demo takes 13 s on one thread and
-    2.5 minutes on two, on a 2-core machine with other work running).
-    """
-    if count is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-    import numba
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-    try:
-        with threadpool_limits(limits=count, user_api="blas"):
-            yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _finish(outputs):

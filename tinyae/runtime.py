@@ -1,4 +1,14 @@
-"""Process-level settings that decide CPU speed more than any kernel does.
+"""Process-level settings that decide CPU speed more than any kernel does:
+the allocator's thresholds and the number of threads.
+
+Threads. While tinyae computes (``tinyae.train`` and every command of the
+command line), the BLAS library behind NumPy's matrix products and Numba's
+kernels run on ``DEFAULT_THREADS`` threads, unless you choose: the ``threads``
+argument of ``tinyae.train``, ``--threads N`` on the command line, or
+``TINYAE_THREADS=N`` in the environment (0 leaves the libraries' own settings).
+The default is chosen by measurement (benchmarks/RESULTS.md, "Threads"): the
+layers are small, so a second BLAS thread gains little on a quiet machine, and
+OpenBLAS's spinning workers lose much when another process wants the core.
 
 glibc's malloc hands large freed blocks (above 128 KiB by default, a threshold
 that then adapts) back to the operating system and faults them in again on the
@@ -11,6 +21,7 @@ user has chosen: setting ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`
 yourself, or ``TINYAE_TUNE_MALLOC=0``, leaves the allocator alone. Call it yourself
 at the top of a training loop of your own.
 """
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -51,3 +62,54 @@ def tune_malloc():
     ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     malloc_tuned = ok
     return ok
+
+
+# ---------------------------------------------------------------- threads
+DEFAULT_THREADS = 1  # BLAS and Numba threads while tinyae computes; see the module docstring
+
+
+def training_threads(threads=None):
+    """The thread count tinyae computes with: ``threads`` if given, else
+    ``$TINYAE_THREADS``, else ``DEFAULT_THREADS``; 0 (or None from all three) means
+    "leave the libraries' own settings".
+
+    Example::
+
+        tinyae.runtime.training_threads()      # 1, unless TINYAE_THREADS says otherwise
+    """
+    if threads is None:
+        text = os.environ.get("TINYAE_THREADS", "").strip()
+        if not text:
+            return DEFAULT_THREADS
+        try:
+            threads = int(text)
+        except ValueError:
+            raise ValueError(f"TINYAE_THREADS={text!r}: expected a whole number of threads "
+                             "(0: the libraries' own settings)") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be a whole number >= 0 (0: the libraries' own "
+                         f"settings), got {threads!r}")
+    return threads
+
+
+@contextlib.contextmanager
+def limited_threads(count):
+    """At most ``count`` threads for BLAS and Numba inside the block (0 or None: no change).
+
+    Example::
+
+        with tinyae.runtime.limited_threads(1):
+            loss = step(x)
+    """
+    if not count:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    import numba
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=count, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)

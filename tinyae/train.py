@@ -590,7 +590,7 @@ def evaluate(model, data, labels=None, *, batch_size=256, rng=0):
 def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, betas=None,
           optimizer_options=None, val_data=None, labels=None, val_labels=None, patience=None,
           min_delta=0.0, callbacks=(), checkpoint_dir=None, resume=False, seed=0,
-          progress=True, backend=None, lr_schedule=None):
+          progress=True, backend=None, lr_schedule=None, threads=None):
     """Train ``model`` (any model of ``tinyae.models``) and return its ``History``.
 
     Args:
@@ -627,6 +627,9 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         progress: show a tqdm progress bar with the running loss, and a line per epoch.
         backend: "numpy" or "cupy": move the model there (``model.to``) and train
             there. Default: where the model's parameters are.
+        threads: BLAS and Numba threads while training (default: $TINYAE_THREADS,
+            else ``tinyae.runtime.DEFAULT_THREADS``, 1; 0 keeps the libraries' own
+            settings). See ``tinyae.runtime`` and README's "Threads".
 
     Returns the ``History`` (of zero epochs if Ctrl-C came in the first one). Raises
     TypeError or ValueError before the first step when an argument is not what it
@@ -642,6 +645,7 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         history.history["val/loss"]
     """
     epochs = _integer("epochs", epochs, 0)
+    threads = runtime.training_threads(threads)
     batch_size = _integer("batch_size", batch_size, 1)
     seed = _integer("seed", seed, 0)
     lr = _positive_number("lr", lr)
@@ -682,4 +686,5 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         if resume and path.exists():
             trainer.load_state_dict(checkpoint.load(path), path)
         _check_before_training(trainer)
-        return trainer.fit()
+        with runtime.limited_threads(threads):
+            return trainer.fit()
