@@ -29,7 +29,7 @@ def mnist_test(data_dir):
 
 
 @pytest.fixture(scope="session")
-def test_labels_raw(data_dir):
+def mnist_test_labels_raw(data_dir):
     """The uncompressed bytes of t10k-labels-idx1-ubyte (10,008 bytes)."""
     return gzip.decompress((data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes())
 
@@ -73,8 +73,8 @@ def test_mnist_root_may_name_the_folder_or_its_parent_or_come_from_the_environme
     np.testing.assert_array_equal(labels, mnist_test[1])
 
 
-def test_mnist_reads_uncompressed_files(data_dir, mnist_test, tmp_path, test_labels_raw):
-    _mnist_copy(data_dir, tmp_path, test_labels_raw)
+def test_mnist_reads_uncompressed_files(data_dir, mnist_test, tmp_path, mnist_test_labels_raw):
+    _mnist_copy(data_dir, tmp_path, mnist_test_labels_raw)
     images, labels = data.load_mnist(tmp_path, split="test")
     np.testing.assert_array_equal(labels, mnist_test[1])
 
@@ -129,8 +129,8 @@ def test_mnist_truncated_gzip_names_the_file(data_dir, tmp_path):
         data.load_mnist(tmp_path, split="test")
 
 
-def test_mnist_checksum_mismatch_of_a_modified_copy(data_dir, tmp_path, test_labels_raw):
-    modified = bytearray(test_labels_raw)
+def test_mnist_checksum_mismatch_of_a_modified_copy(data_dir, tmp_path, mnist_test_labels_raw):
+    modified = bytearray(mnist_test_labels_raw)
     modified[8] = 3  # the first label, a valid digit: only the checksum can tell
     _mnist_copy(data_dir, tmp_path, bytes(modified))
     with pytest.raises(data.DataError) as info:
@@ -140,13 +140,13 @@ def test_mnist_checksum_mismatch_of_a_modified_copy(data_dir, tmp_path, test_lab
     assert labels[0] == 3
 
 
-def test_mnist_idx_header_is_checked(data_dir, tmp_path, test_labels_raw):
-    bad_magic = b"\x08\x00" + test_labels_raw[2:]
+def test_mnist_idx_header_is_checked(data_dir, tmp_path, mnist_test_labels_raw):
+    bad_magic = b"\x08\x00" + mnist_test_labels_raw[2:]
     _mnist_copy(data_dir, tmp_path, bad_magic)
     with pytest.raises(data.DataError, match="is not an IDX file"):
         data.load_mnist(tmp_path, split="test", verify=False)
 
-    wrong_count = test_labels_raw[:4] + (10001).to_bytes(4, "big") + test_labels_raw[8:]
+    wrong_count = mnist_test_labels_raw[:4] + (10001).to_bytes(4, "big") + mnist_test_labels_raw[8:]
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(wrong_count)
     with pytest.raises(data.DataError, match=r"header says shape \(10001,\)"):
         data.load_mnist(tmp_path, split="test", verify=False)

@@ -240,19 +240,19 @@ def test_classifier_refuses_images_of_the_wrong_size_or_range():
 
 
 @pytest.fixture(scope="module")
-def test_set_outputs(data_dir):
+def mnist_test_set_outputs(data_dir):
     x_test, y_test = data.load_mnist(data_dir, split="test")
     return metrics.classifier_outputs(x_test, metrics.load_reference_classifier()), y_test
 
 
-def test_shipped_classifier_reaches_99_percent_on_the_mnist_test_set(test_set_outputs):
-    outputs, labels = test_set_outputs
+def test_shipped_classifier_reaches_99_percent_on_the_mnist_test_set(mnist_test_set_outputs):
+    outputs, labels = mnist_test_set_outputs
     assert outputs.features.shape == (10000, 128)
     assert metrics.conditional_accuracy(outputs.probabilities, labels) >= 0.99
 
 
-def test_real_digits_score_as_real_digits(test_set_outputs):
-    outputs, labels = test_set_outputs
+def test_real_digits_score_as_real_digits(mnist_test_set_outputs):
+    outputs, labels = mnist_test_set_outputs
     stats = metrics.feature_statistics(outputs.features[0::2])
     assert metrics.frechet_distance(*stats, *stats) == pytest.approx(0, abs=1e-6)
     # two random halves of the test set are near each other; digits 0-4 alone are far

@@ -13,6 +13,7 @@ Environment: ``TINYAE_QUICK=1`` asks the code for quick settings (fewer
 samples, fewer training steps); ``TINYAE_TUTORIAL_OUT`` is the folder the
 figures go to (default: ``tutorials/figures``).
 """
+import ast
 import contextlib
 import os
 import pathlib
@@ -48,6 +49,22 @@ def code_blocks(path):
     return blocks
 
 
+class _CountAsserts(ast.NodeTransformer):
+    """After each ``assert`` statement, add one to ``__asserts_run__[0]``: the number of
+    checks a tutorial actually ran, not the number it contains."""
+
+    def visit_Assert(self, node):
+        count = ast.parse("__asserts_run__[0] += 1").body[0]
+        return [node, ast.copy_location(count, node)]
+
+
+def compile_counting_asserts(code, filename, first_line=1):
+    """``code`` compiled with an assert counter (see ``_CountAsserts``); line numbers start
+    at ``first_line``, so a traceback names the Markdown's line."""
+    tree = _CountAsserts().visit(ast.parse("\n" * (first_line - 1) + code, filename))
+    return compile(ast.fix_missing_locations(tree), filename, "exec")
+
+
 @contextlib.contextmanager
 def _environment(**values):
     """Set environment variables for a block (None leaves one as it is)."""
@@ -70,7 +87,8 @@ def run_tutorial(path, out_dir=None, quick=None):
 
     ``out_dir`` (default ``$TINYAE_TUTORIAL_OUT`` or tutorials/figures) receives
     the figures; ``quick=True`` sets ``TINYAE_QUICK=1`` for the run. Tracebacks
-    name the Markdown file and its line. Returns the namespace.
+    name the Markdown file and its line. Returns the namespace, whose
+    ``__asserts_run__[0]`` is the number of assert statements that ran.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -80,15 +98,13 @@ def run_tutorial(path, out_dir=None, quick=None):
     path = pathlib.Path(path)
     out_dir = pathlib.Path(out_dir or os.environ.get("TINYAE_TUTORIAL_OUT") or DEFAULT_FIGURES)
     out_dir.mkdir(parents=True, exist_ok=True)
-    namespace = {"__name__": "__tutorial__", "__file__": str(path)}
+    namespace = {"__name__": "__tutorial__", "__file__": str(path), "__asserts_run__": [0]}
     quick_flag = None if quick is None else ("1" if quick else "0")
     with _environment(TINYAE_TUTORIAL_OUT=str(out_dir.resolve()), TINYAE_QUICK=quick_flag,
                       MPLBACKEND="Agg"), tinyae.using_backend("numpy"):
         try:
             for first_line, code in code_blocks(path):
-                # Pad with newlines so that a traceback's line number is the Markdown's.
-                compiled = compile("\n" * (first_line - 1) + code, str(path), "exec")
-                exec(compiled, namespace)
+                exec(compile_counting_asserts(code, str(path), first_line), namespace)
         finally:
             plt.close("all")
     return namespace

@@ -54,8 +54,9 @@ def main(argv):
     total = time.perf_counter()
     for path in files:
         start = time.perf_counter()
-        run_tutorial(path, out_dir=out_dir)
-        print(f"{path.name:32s} ok  {time.perf_counter() - start:6.1f} s", flush=True)
+        checks = run_tutorial(path, out_dir=out_dir)["__asserts_run__"][0]
+        print(f"{path.name:32s} ok  {checks:4d} checks  {time.perf_counter() - start:6.1f} s",
+              flush=True)
     print(f"{len(files)} tutorials ran in {time.perf_counter() - total:.1f} s; figures in "
           f"{out_dir.resolve()}")
 
