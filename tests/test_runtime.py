@@ -79,9 +79,9 @@ def test_limited_threads_limits_blas_and_numba_then_restores():
 
 
 @pytest.mark.parametrize("given, environment, expected", [
-    (None, None, runtime.DEFAULT_THREADS), (None, "3", 3), (2, "3", 2), (0, None, 0),
-    (None, "0", 0)])
+    (None, None, 5), (None, "3", 3), (2, "3", 2), (0, None, 0), (None, "0", 0)])
 def test_training_threads_policy(monkeypatch, given, environment, expected):
+    monkeypatch.setattr(runtime, "idle_cores", lambda: 5)   # the default: the idle cores
     if environment is None:
         monkeypatch.delenv("TINYAE_THREADS", raising=False)
     else:
@@ -101,11 +101,26 @@ def test_training_threads_names_a_bad_environment_value(monkeypatch):
         runtime.training_threads()
 
 
-@pytest.mark.parametrize("threads", [None, 2])
+def test_idle_cores_reads_the_cpu_times(monkeypatch):
+    samples = iter([(100, 1000), (150, 1100)])      # half of every jiffy idle
+    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert runtime.idle_cores(window=0) == 2
+    samples = iter([(100, 1000), (100, 1100)])      # every core busy: still one thread
+    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
+    assert runtime.idle_cores(window=0) == 1
+
+
+def test_idle_cores_on_this_machine_is_a_core_count():
+    assert 1 <= runtime.idle_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2])
 def test_train_runs_its_steps_on_the_policy_threads_and_restores(monkeypatch, threads):
     """The API and the command line apply one policy (runtime.training_threads)."""
     monkeypatch.delenv("TINYAE_THREADS", raising=False)
-    expected = runtime.DEFAULT_THREADS if threads is None else threads
+    monkeypatch.setattr(runtime, "idle_cores", lambda: 1)
+    expected = 1 if threads is None else threads
     x, _ = tinyae.data.load_digits()
     model = tinyae.models.mlp_autoencoder(x.shape[1:], hidden=(16,), latent_dim=4)
     seen = []

@@ -3,12 +3,13 @@ the allocator's thresholds and the number of threads.
 
 Threads. While tinyae computes (``tinyae.train`` and every command of the
 command line), the BLAS library behind NumPy's matrix products and Numba's
-kernels run on ``DEFAULT_THREADS`` threads, unless you choose: the ``threads``
-argument of ``tinyae.train``, ``--threads N`` on the command line, or
-``TINYAE_THREADS=N`` in the environment (0 leaves the libraries' own settings).
-The default is chosen by measurement (benchmarks/RESULTS.md, "Threads"): the
-layers are small, so a second BLAS thread gains little on a quiet machine, and
-OpenBLAS's spinning workers lose much when another process wants the core.
+kernels run on as many threads as there are idle cores when training starts
+(``idle_cores``), unless you choose: the ``threads`` argument of
+``tinyae.train``, ``--threads N`` on the command line, or ``TINYAE_THREADS=N``
+in the environment (0 leaves the libraries' own settings). Chosen by
+measurement (benchmarks/RESULTS.md, "Threads"): on a quiet machine every core
+helps, but OpenBLAS's spinning workers lose much when another process wants
+their core, so a core in use by someone else is left to them.
 
 glibc's malloc hands large freed blocks (above 128 KiB by default, a threshold
 that then adapts) back to the operating system and faults them in again on the
@@ -26,6 +27,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -65,22 +67,50 @@ def tune_malloc():
 
 
 # ---------------------------------------------------------------- threads
-DEFAULT_THREADS = 1  # BLAS and Numba threads while tinyae computes; see the module docstring
+def idle_cores(window=0.05):
+    """How many cores no process used during the last ``window`` seconds, at least 1.
+
+    Read from /proc/stat (Linux) while this process sleeps; elsewhere from the load
+    average (cores minus load), or all cores where neither exists.
+
+    Example::
+
+        tinyae.runtime.idle_cores()            # 2 on an idle 2-core machine, 1 if one is busy
+    """
+    cores = os.cpu_count() or 1
+    try:
+        before = _cpu_times()
+        time.sleep(window)
+        after = _cpu_times()
+        idle = (after[0] - before[0]) / max(after[1] - before[1], 1) * cores
+    except (OSError, ValueError, IndexError):
+        try:
+            idle = cores - os.getloadavg()[0]
+        except (OSError, AttributeError):
+            idle = cores
+    return max(1, min(cores, int(idle + 0.3)))   # a core 70% idle counts as idle
+
+
+def _cpu_times():
+    """(idle, total) jiffies of all CPUs together, from the first line of /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return fields[3] + fields[4], sum(fields)     # idle + iowait, everything
 
 
 def training_threads(threads=None):
     """The thread count tinyae computes with: ``threads`` if given, else
-    ``$TINYAE_THREADS``, else ``DEFAULT_THREADS``; 0 (or None from all three) means
-    "leave the libraries' own settings".
+    ``$TINYAE_THREADS``, else the idle cores now (``idle_cores``); 0 means "leave the
+    libraries' own settings".
 
     Example::
 
-        tinyae.runtime.training_threads()      # 1, unless TINYAE_THREADS says otherwise
+        tinyae.runtime.training_threads(1)     # 1: what you asked for
     """
     if threads is None:
         text = os.environ.get("TINYAE_THREADS", "").strip()
         if not text:
-            return DEFAULT_THREADS
+            return idle_cores()
         try:
             threads = int(text)
         except ValueError:

@@ -20,11 +20,11 @@ and read like any buffer; a file without it (older PyTorch models) still loads, 
 the model keeps its own count.
 """
 import os
-import secrets
 
 import numpy
 
 from . import backend
+from .io import atomic_write_bytes
 from .nn.module import LoadResult
 
 # The file's dtypes tinyae can read: floats for the float parameters and buffers
@@ -69,23 +69,7 @@ def save_weights(model, path, metadata=None):
     header = {"format": "pt"}  # what Hugging Face's loaders expect of a PyTorch state dict
     header.update({str(k): str(v) for k, v in (metadata or {}).items()})
     payload = safetensors.numpy.save(arrays, metadata=header)
-    _write_atomically(payload, path)
-
-
-def _write_atomically(payload, path):
-    """Write to a temporary file beside ``path``, flush it to disk, rename it over ``path``:
-    a crash mid-write leaves the previous file intact."""
-    temporary = f"{path}.{secrets.token_hex(4)}.tmp"  # same directory: os.replace is atomic
-    try:
-        with open(temporary, "xb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write_bytes(path, payload)  # a crash mid-write leaves the previous file
 
 
 def _read_header(path):
