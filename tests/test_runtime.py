@@ -102,13 +102,16 @@ def test_training_threads_names_a_bad_environment_value(monkeypatch):
 
 
 def test_idle_cores_reads_the_cpu_times(monkeypatch):
-    samples = iter([(100, 1000), (150, 1100)])      # half of every jiffy idle
+    samples = iter([(100, 1000, 0), (150, 1100, 0)])    # half of every tick idle
     monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     assert runtime.idle_cores(window=0) == 2
-    samples = iter([(100, 1000), (100, 1100)])      # every core busy: still one thread
+    samples = iter([(100, 1000, 0), (100, 1100, 0)])    # every core busy: still one thread
     monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
     assert runtime.idle_cores(window=0) == 1
+    samples = iter([(100, 1000, 7), (125, 1100, 32)])   # our own spinning threads count as idle
+    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
+    assert runtime.idle_cores(window=0) == 2
 
 
 def test_idle_cores_on_this_machine_is_a_core_count():

@@ -31,7 +31,8 @@ DATA_HELP = ("data set: mnist (files in --data-dir or $TINYAE_DATA), olivetti (l
              "digits (scikit-learn's 8x8 digits, always there) or folder:PATH (a folder of "
              "pictures)")
 THREADS_HELP = ("CPU threads for matrix products (BLAS) and Numba kernels (default: "
-                "$TINYAE_THREADS, else 1; why: README, \"Threads\")")
+                "$TINYAE_THREADS, else the idle cores at the start; why: README, "
+                "\"Threads\")")
 
 
 CommandError = UsageError  # the old name; one user-error class (tinyae.errors)

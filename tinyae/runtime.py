@@ -68,10 +68,11 @@ def tune_malloc():
 
 # ---------------------------------------------------------------- threads
 def idle_cores(window=0.05):
-    """How many cores no process used during the last ``window`` seconds, at least 1.
+    """How many cores no other process used during the last ``window`` seconds, at least 1.
 
-    Read from /proc/stat (Linux) while this process sleeps; elsewhere from the load
-    average (cores minus load), or all cores where neither exists.
+    Read from /proc/stat (Linux) while this process sleeps; what this process's own
+    threads used meanwhile (OpenBLAS workers still spinning after a matrix product)
+    counts as idle. Elsewhere: cores minus the load average, or all cores.
 
     Example::
 
@@ -82,7 +83,8 @@ def idle_cores(window=0.05):
         before = _cpu_times()
         time.sleep(window)
         after = _cpu_times()
-        idle = (after[0] - before[0]) / max(after[1] - before[1], 1) * cores
+        idle, total, own = (a - b for a, b in zip(after, before))
+        idle = (idle + own) / max(total, 1) * cores
     except (OSError, ValueError, IndexError):
         try:
             idle = cores - os.getloadavg()[0]
@@ -92,10 +94,13 @@ def idle_cores(window=0.05):
 
 
 def _cpu_times():
-    """(idle, total) jiffies of all CPUs together, from the first line of /proc/stat."""
+    """(idle, total, this process's) CPU time in clock ticks: all CPUs from /proc/stat,
+    this process's user + system time from /proc/self/stat."""
     with open("/proc/stat") as stat:
         fields = [int(value) for value in stat.readline().split()[1:9]]
-    return fields[3] + fields[4], sum(fields)     # idle + iowait, everything
+    with open("/proc/self/stat") as own:
+        mine = own.read().rsplit(")", 1)[1].split()   # after the command name
+    return fields[3] + fields[4], sum(fields), int(mine[11]) + int(mine[12])
 
 
 def training_threads(threads=None):
