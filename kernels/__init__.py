@@ -43,11 +43,13 @@ def set_mode(mode):
 
 
 def get_mode():
+    """The kernel mode in force: "fused" or "reference"."""
     return _mode[0]
 
 
 @contextlib.contextmanager
 def using_mode(mode):
+    """Run a block with kernel ``mode``; the previous mode afterwards."""
     previous = get_mode()
     set_mode(mode)
     try:

@@ -73,6 +73,7 @@ FUSED_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 
 
 def check_activation(act):
+    """Refuse an activation name the fused kernels do not know."""
     if act not in FUSED_ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; choose one of {FUSED_ACTIVATIONS}")
 
@@ -158,6 +159,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_reduction(reduction):
+    """Refuse a reduction other than "mean", "sum" or "none"."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
@@ -308,6 +310,7 @@ def rmsprop_update(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weigh
 
 
 def check_rmsprop_buffers(momentum, momentum_buffer, centered, grad_avg):
+    """Refuse a momentum or centred RMSprop step without the buffer it updates."""
     if momentum > 0 and momentum_buffer is None:
         raise ValueError("rmsprop_update: momentum > 0 needs a momentum_buffer "
                          "(zeros shaped like param on the first step)")

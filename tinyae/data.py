@@ -36,6 +36,7 @@ import zlib
 import numpy as np
 
 from . import backend
+from . import functional as F
 from .autograd import Tensor
 from .errors import UsageError
 from .io import atomic_write_bytes
@@ -585,10 +586,11 @@ def _image_size(shape):
 
 
 def _pair(size, name):
-    height, width = (size, size) if np.isscalar(size) else size
+    """A size or a (height, width) pair of sizes >= 0, as two ints (functional's rule)."""
+    height, width = F._pair(size, name)
     if height < 0 or width < 0:
         raise ValueError(f"{name} must be non-negative, got {size}.")
-    return int(height), int(width)
+    return height, width
 
 
 def center_mask(shape, size):
@@ -692,9 +694,11 @@ class Dataset:
 
     @property
     def image_shape(self):
+        """(C, H, W) of one training image."""
         return tuple(int(n) for n in self.x_train.shape[1:])
 
     def describe(self):
+        """One line for summaries: the name, the sizes of both parts, the classes and the note."""
         val = 0 if self.x_val is None else len(self.x_val)
         shape = "x".join(map(str, self.image_shape))
         return (f"{self.name}: {len(self.x_train)} training and {val} validation images of "

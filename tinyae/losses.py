@@ -80,6 +80,7 @@ class ReducedLoss(Function):
         self.reduction = reduction
 
     def reduce(self, losses):
+        """The per-element losses reduced as ``self.reduction`` says (remembering the count)."""
         self.count = numel(losses.shape)
         if self.reduction == "none":
             return losses
@@ -89,6 +90,9 @@ class ReducedLoss(Function):
         return self.xp.asarray(total)
 
     def spread(self, gy):
+        """The reduction's backward: the upstream gradient per element (divided by the count
+        for "mean").
+        """
         return gy / self.count if self.reduction == "mean" else gy
 
     def spread_per_example(self, gy, ndim):
@@ -99,6 +103,7 @@ class ReducedLoss(Function):
         return g
 
     def target_gradient(self, grad):
+        """The gradient for the target input, in its dtype, or None when the target needs none."""
         target = self.inputs[1]
         if not target.requires_grad:
             return None

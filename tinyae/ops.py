@@ -359,6 +359,7 @@ class Maximum(_ElementwiseChoice):
 
     @staticmethod
     def wins(a, b):
+        """Where ``a`` is the maximum (ties go to ``a``): the mask its gradient flows through."""
         return a > b
 
 
@@ -369,6 +370,7 @@ class Minimum(_ElementwiseChoice):
 
     @staticmethod
     def wins(a, b):
+        """Where ``a`` is the minimum (ties go to ``a``): the mask its gradient flows through."""
         return a < b
 
 

@@ -122,9 +122,13 @@ class Optimizer:
                 self.update(param, self.state[index], group)
 
     def init_state(self, param, group):
+        """The state of a parameter before its first step (a subclass's buffers)."""
         raise NotImplementedError
 
     def update(self, param, state, group):
+        """One update of ``param`` in place from its gradient, ``state`` and ``group``'s
+        settings.
+        """
         raise NotImplementedError
 
     # --- saving and resuming ------------------------------------------------
@@ -223,9 +227,11 @@ class SGD(Optimizer):
 
     def init_state(self, param, group):
         # the buffer starts as a copy of the first gradient, so it is made in the first update
+        """No state until momentum needs a buffer."""
         return {"momentum_buffer": None} if group["momentum"] != 0 else {}
 
     def update(self, param, state, group):
+        """PyTorch's SGD step (weight decay, momentum, dampening, Nesterov) in one kernel."""
         state_buffer = sgd_update(param.data, param.grad, state.get("momentum_buffer"),
                                   group["lr"], group["momentum"], group["dampening"],
                                   group["nesterov"], group["weight_decay"])
@@ -253,12 +259,14 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay))
 
     def init_state(self, param, group):
+        """The step count and the two moment buffers, zero."""
         xp = get_array_module(param.data)
         return {"step": 0,
                 "exp_avg": xp.zeros_like(param.data),
                 "exp_avg_sq": xp.zeros_like(param.data)}
 
     def update(self, param, state, group):
+        """PyTorch's Adam step, in one fused kernel (kernels.adam_update)."""
         state["step"] += 1
         beta1, beta2 = group["betas"]
         adam_update(param.data, param.grad, state["exp_avg"], state["exp_avg_sq"],
@@ -286,6 +294,7 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def init_state(self, param, group):
+        """The squared-gradient average, and the buffers momentum and centring need."""
         xp = get_array_module(param.data)
         state = {"step": 0, "square_avg": xp.zeros_like(param.data)}
         if group["momentum"] > 0:
@@ -295,6 +304,7 @@ class RMSprop(Optimizer):
         return state
 
     def update(self, param, state, group):
+        """PyTorch's RMSprop step, in one fused kernel (kernels.rmsprop_update)."""
         state["step"] += 1
         rmsprop_update(param.data, param.grad, state["square_avg"], group["lr"], group["alpha"],
                        group["eps"], group["weight_decay"], group["momentum"],
@@ -327,6 +337,7 @@ class LRSchedule:
         self.last_epoch = 0
 
     def factor(self, epoch):
+        """The factor on the initial learning rate in the 0-based ``epoch``."""
         raise NotImplementedError
 
     def checked_factor(self, epoch):
@@ -380,6 +391,7 @@ class StepLR(LRSchedule):
         self.step_size, self.gamma = int(step_size), gamma
 
     def factor(self, epoch):
+        """gamma ** (epoch // step_size)."""
         return self.gamma ** (epoch // self.step_size)
 
     def __repr__(self):
@@ -407,6 +419,7 @@ class CosineAnnealingLR(LRSchedule):
         self.T_max = int(T_max)
 
     def factor(self, epoch):
+        """(1 + cos(pi epoch / T_max)) / 2: from 1 down to 0 over T_max epochs."""
         return 0.5 * (1.0 + math.cos(math.pi * epoch / self.T_max))
 
     def __repr__(self):
@@ -425,6 +438,7 @@ class LambdaLR(LRSchedule):
         self.lr_lambda = lr_lambda
 
     def factor(self, epoch):
+        """Whatever the function gives for ``epoch``."""
         return self.lr_lambda(epoch)
 
     def __repr__(self):

@@ -137,12 +137,14 @@ class LossTotals:
         self.totals = {name: list(total) for name, total in (totals or {}).items()}
 
     def add(self, values, n):
+        """Add a batch's mean loss components, weighted by its ``n`` examples."""
         for name, value in values.items():
             total = self.totals.setdefault(name, [0.0, 0])
             total[0] += value * n
             total[1] += n
 
     def means(self):
+        """The weighted mean of every component so far."""
         return {name: total / count for name, (total, count) in self.totals.items() if count}
 
     def state_dict(self):
@@ -509,6 +511,9 @@ class Trainer:
 
     # --- the whole run, and Ctrl-C ----------------------------------------------------------
     def fit(self):
+        """Run the epochs left (callbacks around each), handling Ctrl-C and divergence; returns
+        the History.
+        """
         runtime.tune_malloc()  # once per process, before the first step allocates (runtime.py)
         _call(self.callbacks, "on_train_begin", self)
         previous_handler = self._install_sigint_handler()

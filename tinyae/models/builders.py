@@ -3,6 +3,7 @@
 with their mirrored transposed-convolution decoders, sized so the decoder gives back
 exactly the input's height and width.
 """
+from kernels import conv_output_size  # Conv2d's output size along one axis
 from .. import nn
 
 ACTIVATION_LAYERS = {  # name -> a maker of a new activation layer (builders take names)
@@ -59,11 +60,6 @@ def split_hidden(hidden, latent_dim):
                          "list the whole stack with the code in the middle, e.g. "
                          "[512, 128, 32, 128, 512]")
     return hidden, int(latent_dim), hidden[::-1]
-
-
-def conv_output_size(size, kernel_size, stride, padding):
-    """Conv2d's output size along one axis: floor((size + 2 padding - kernel) / stride) + 1."""
-    return (size + 2 * padding - kernel_size) // stride + 1
 
 
 def transposed_output_padding(target, size, kernel_size, stride, padding):

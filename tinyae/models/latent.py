@@ -23,8 +23,8 @@ import collections
 
 import numpy
 
-from .. import backend
-from ..autograd import Tensor, no_grad
+from .. import backend, nn
+from ..autograd import Tensor
 
 
 def _host(array, name, ndim=None):
@@ -102,13 +102,8 @@ def decode_basis(model, latent_dim, scale=1.0):
 
 def decode_codes(model, codes):
     """``model.decode`` on host codes, in eval mode and without a graph; host images back."""
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        with no_grad():
-            return model.decode(codes).numpy()
-    finally:
-        model.train(was_training)
+    with nn.evaluating(model):
+        return model.decode(codes).numpy()
 
 
 PCAResult = collections.namedtuple("PCAResult", "eigenvalues components projection")

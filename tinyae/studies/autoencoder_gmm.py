@@ -47,6 +47,7 @@ INTERPOLATION_PAIRS = ((0, 6), (1, 7), (3, 8), (4, 9), (2, 5))
 
 
 def add_arguments(parser):
+    """The study's command-line options."""
     parser.add_argument("--layers", type=int, choices=sorted(HIDDEN_LAYERS),
                         help="hidden layers of the autoencoder, the code (32) in the middle "
                              "(default 5: 784-512-128-32-128-512-784)")
@@ -64,6 +65,7 @@ def add_arguments(parser):
 
 
 def run(settings, out):
+    """Load MNIST, train the autoencoder, draw the figures; returns the summary lines."""
     seed = settings["seed"]
     seed_everything(seed)
     dataset = load_dataset("mnist", settings.get("data_dir"), limit=settings["limit"], seed=seed)
@@ -173,6 +175,7 @@ def draw_originality(model, dataset, mixture_samples, out):
 
 
 def draw_basis_and_interpolations(model, codes, labels, out):
+    """Decode the code space's basis vectors and straight lines between class means."""
     scale = float(codes.max(axis=0).mean()) or 1.0  # a typical code value along one axis
     basis = decode_basis(model, codes.shape[1], scale=scale)
     plot.basis_grid(basis, nrow=8, path=out.file("decoded_basis.png"))

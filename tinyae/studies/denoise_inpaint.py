@@ -36,6 +36,7 @@ FULL_NOTE = ("MNIST, 60,000 training images, six models of 20 epochs each; about
 
 
 def add_arguments(parser):
+    """The study's command-line options."""
     parser.add_argument("--noise", type=float, metavar="SIGMA",
                         help="standard deviation of the denoising autoencoder's Gaussian "
                              "noise (default 0.1)")
@@ -45,6 +46,9 @@ def add_arguments(parser):
 
 
 def run(settings, out):
+    """Train the denoising AE, the VAE and the CVAEs, draw the restorations; returns the
+    summary lines.
+    """
     seed = settings["seed"]
     seed_everything(seed)
     dataset = load_dataset("mnist", settings.get("data_dir"), limit=settings["limit"], seed=seed)
@@ -91,6 +95,7 @@ def denoising_errors(denoiser, x, sigma, seed):
 
 
 def reconstruct_batches(function, x, batch_size=1000):
+    """``function`` over ``x`` in batches: host images."""
     return numpy.concatenate([function(x[start:start + batch_size]).numpy()
                               for start in range(0, len(x), batch_size)])
 

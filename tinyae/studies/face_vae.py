@@ -44,6 +44,7 @@ FULL_NOTE = ("all 400 faces, 300 epochs (the glasses vector shows from about 200
 
 
 def add_arguments(parser):
+    """The study's command-line options."""
     parser.add_argument("--latent-dim", type=int, metavar="D", help="latent size (default 200)")
     parser.add_argument("--mse-factor", type=float, metavar="F",
                         help="weight of the per-pixel mean squared error against the KL term "
@@ -69,6 +70,9 @@ def _people(text):
 
 
 def run(settings, out):
+    """Load the faces, train the conv VAE, draw arithmetic and morphs; returns the summary
+    lines.
+    """
     seed = settings["seed"]
     seed_everything(seed)
     dataset, group_a, group_b = load_faces(settings)
@@ -117,6 +121,7 @@ def load_faces(settings):
 
 
 def draw_reconstructions_and_samples(model, faces, seed, out):
+    """Faces beside their reconstructions, and faces decoded from the prior."""
     first_faces = faces[::10][:8]  # one picture of each of the first people
     plot.interpolation_strip([first_faces, reconstruct_all(model, first_faces, 64)],
                              row_labels=("original", "reconstructed"),
@@ -146,6 +151,7 @@ def draw_attribute_arithmetic(model, dataset, group_a, group_b, out):
 
 
 def draw_morphs(model, dataset, out):
+    """Decoded straight lines between pairs of faces' codes."""
     faces, people = dataset.x_train, dataset.y_train
     pairs = [(0, 10 * 1), (10 * 2, 10 * 3), (10 * 4, 10 * 5)]
     pairs = [(a, b) for a, b in pairs if b < len(faces)]

@@ -41,6 +41,7 @@ FULL_NOTE = ("MNIST, 60,000 training images, 30 epochs of each model; about 30 s
 
 
 def add_arguments(parser):
+    """The study's command-line options."""
     parser.add_argument("--d-steps", type=int, metavar="K",
                         help="discriminator steps per generator step (default 1)")
     parser.add_argument("--n-samples", type=int, metavar="N",
@@ -62,6 +63,7 @@ class DigitClassifier(TrainableModel):
                                  nn.ReLU(), nn.Dense(hidden, classes))
 
     def loss_components(self, batch):
+        """Cross-entropy and accuracy of one labelled batch."""
         x, y = self.split_batch(batch)
         logits = self.net(x)
         correct = (logits.data.argmax(axis=1) == y).mean()
@@ -90,6 +92,9 @@ def class_measures(probabilities, classes=10):
 
 
 def run(settings, out):
+    """Train the GAN, the VAE and the judging classifier, compare their samples; returns the
+    summary lines.
+    """
     seed = settings["seed"]
     seed_everything(seed)
     dataset = load_dataset("mnist", settings.get("data_dir"), limit=settings["limit"], seed=seed)
@@ -151,6 +156,7 @@ def draw_nearest_neighbours(dataset, samples, out, shown=10):
 
 
 def summary(settings, dataset, vae, histories, table):
+    """The summary lines: the VAE's scores and the metrics table of both models."""
     x_test, epochs, n = dataset.x_val, settings["epochs"], settings["n_samples"]
     vae_scores = evaluate(vae, x_test)
     pixel_error = float(((reconstruct_all(vae, x_test) - x_test) ** 2).mean())

@@ -58,6 +58,7 @@ class Outputs:
         return path
 
     def elapsed(self):
+        """Seconds since the run's folder was opened."""
         return time.perf_counter() - self.started
 
     def listing(self, about_to_write=()):

@@ -33,6 +33,7 @@ FULL_NOTE = ("up to 500 epochs, stopped when the validation loss has not improve
 
 
 def add_arguments(parser):
+    """The study's command-line options."""
     parser.add_argument("--folder", metavar="PATH",
                         help="a folder of pictures (.jpg, .png, ...); default: the sample "
                              "photos that ship with scikit-image or scikit-learn")
@@ -67,6 +68,9 @@ def load_photos(folder, size, limit, seed):
 
 
 def run(settings, out):
+    """Load the photos, train the conv VAE with early stopping, draw the results; returns the
+    summary lines.
+    """
     seed = settings["seed"]
     seed_everything(seed)
     size = settings["size"]
@@ -115,6 +119,7 @@ def photo_source_lines(folder, dataset):
 
 
 def draw_results(model, dataset, shown, seed, out):
+    """Reconstructions of validation photos and samples from the prior."""
     plot.interpolation_strip([shown, reconstruct_all(model, shown, batch_size=32)],
                              row_labels=("original", "reconstructed"),
                              path=out.file("reconstructions.png"))
