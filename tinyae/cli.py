@@ -129,7 +129,7 @@ def _common_options(parser, out_default, epochs_help=None):
 
 def _add_demo(commands):
     parser = commands.add_parser(
-        "demo", help="train two small models and draw what they learned (about a minute)",
+        "demo", help="train two small models and draw what they learned (about 20 seconds)",
         description="Train an MLP autoencoder and a 2-D VAE on scikit-learn's 8x8 digits "
                     "(no files or network needed) and write reconstructions, loss curves, "
                     "per-digit samples from a Gaussian mixture fitted to the autoencoder's "
