@@ -133,3 +133,12 @@ def test_train_runs_its_steps_on_the_policy_threads_and_restores(monkeypatch, th
     assert seen and all(set(limits.values()) == {min(expected, max(before.values()))}
                         for limits in seen)
     assert _blas_threads() == before
+
+
+def test_an_outer_limit_reaches_train_as_the_command_lines_threads_do(monkeypatch):
+    monkeypatch.delenv("TINYAE_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "idle_cores", lambda: 2)
+    with runtime.limited_threads(1):
+        assert runtime.training_threads() == 1          # --threads 1 wins over idle cores
+        assert runtime.training_threads(2) == 2         # an explicit count still wins
+    assert runtime.training_threads() == 2

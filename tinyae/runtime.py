@@ -104,14 +104,17 @@ def _cpu_times():
 
 
 def training_threads(threads=None):
-    """The thread count tinyae computes with: ``threads`` if given, else
-    ``$TINYAE_THREADS``, else the idle cores now (``idle_cores``); 0 means "leave the
-    libraries' own settings".
+    """The thread count tinyae computes with: ``threads`` if given, else the count of the
+    ``limited_threads`` block it runs in (the command line's ``--threads`` reaches
+    ``tinyae.train`` so), else ``$TINYAE_THREADS``, else the idle cores now
+    (``idle_cores``); 0 means "leave the libraries' own settings".
 
     Example::
 
         tinyae.runtime.training_threads(1)     # 1: what you asked for
     """
+    if threads is None and _active_limit:
+        return _active_limit[-1]
     if threads is None:
         text = os.environ.get("TINYAE_THREADS", "").strip()
         if not text:
@@ -127,6 +130,9 @@ def training_threads(threads=None):
     return threads
 
 
+_active_limit = []   # the counts of the limited_threads blocks running now, innermost last
+
+
 @contextlib.contextmanager
 def limited_threads(count):
     """At most ``count`` threads for BLAS and Numba inside the block (0 or None: no change).
@@ -136,15 +142,19 @@ def limited_threads(count):
         with tinyae.runtime.limited_threads(1):
             loss = step(x)
     """
-    if not count:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-    import numba
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    _active_limit.append(count)
     try:
-        with threadpool_limits(limits=count, user_api="blas"):
+        if not count:
             yield
+            return
+        from threadpoolctl import threadpool_limits
+        import numba
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+        try:
+            with threadpool_limits(limits=count, user_api="blas"):
+                yield
+        finally:
+            numba.set_num_threads(previous)
     finally:
-        numba.set_num_threads(previous)
+        _active_limit.pop()
