@@ -12,6 +12,12 @@ from hypothesis import HealthCheck, settings
 # but it refuses implicit host conversions where CuPy does), before tinyae imports it.
 # Subprocesses get it through PYTHONPATH. CUDA C cannot run there: reference kernels.
 FAKE_CUPY = os.environ.get("TINYAE_FAKE_CUPY", "") not in ("", "0")
+
+# One BLAS thread for every test (and the subprocesses they start), whatever the load:
+# the default policy picks the idle cores when training starts (tinyae.runtime), and
+# matrix products sum in another order on another thread count, so the tests that compare
+# two runs bit for bit would depend on the machine's load. test_runtime.py tests the policy.
+os.environ.setdefault("TINYAE_THREADS", "1")
 if FAKE_CUPY:
     _fake = str(pathlib.Path(__file__).resolve().parent / "fakecupy")
     sys.path.insert(0, _fake)

@@ -142,3 +142,21 @@ def test_an_outer_limit_reaches_train_as_the_command_lines_threads_do(monkeypatc
         assert runtime.training_threads() == 1          # --threads 1 wins over idle cores
         assert runtime.training_threads(2) == 2         # an explicit count still wins
     assert runtime.training_threads() == 2
+
+
+def test_a_resumed_run_keeps_its_checkpoints_thread_count(monkeypatch, tmp_path):
+    """BLAS sums in another order on another thread count: resume must not re-decide."""
+    monkeypatch.delenv("TINYAE_THREADS", raising=False)
+    x, _ = tinyae.data.load_digits()
+    model = tinyae.models.mlp_autoencoder(x.shape[1:], hidden=(16,), latent_dim=4)
+    monkeypatch.setattr(runtime, "idle_cores", lambda: 2)
+    tinyae.train(model, x[:64], epochs=1, batch_size=32, progress=False,
+                 checkpoint_dir=tmp_path)
+    assert tinyae.checkpoint.load(tmp_path / "last.npz")["threads"] == 2
+    monkeypatch.setattr(runtime, "idle_cores", lambda: 1)   # the machine got busy
+    seen = []
+    tinyae.train(model, x[:64], epochs=2, batch_size=32, progress=False, resume=True,
+                 checkpoint_dir=tmp_path, callbacks=[lambda trainer, *_: seen.append(
+                     trainer.threads)])
+    assert seen == [2]
+    assert tinyae.checkpoint.load(tmp_path / "last.npz")["threads"] == 2

@@ -378,6 +378,7 @@ class Trainer:
         self.optimizers, self.patience = optimizers, patience
         self.callbacks = list(callbacks)
         self.history = History()
+        self.threads = None        # BLAS/Numba threads of the run; train() sets it
         self.stop_training = False
         # where we are: complete epochs, steps done in the current epoch, steps in all
         self.epochs_done, self.step_in_epoch, self.global_step = 0, 0, 0
@@ -415,6 +416,7 @@ class Trainer:
             "epoch_totals": self.epoch_totals.state_dict(),
             "history": self.history.state_dict(),
             "config": dict(self.config),
+            "threads": self.threads,   # BLAS sums differ by thread count: resume keeps it
         }
         state.update({key: callback.state_dict() for key, callback in self._stateful_callbacks()})
         return state
@@ -632,9 +634,12 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         progress: show a tqdm progress bar with the running loss, and a line per epoch.
         backend: "numpy" or "cupy": move the model there (``model.to``) and train
             there. Default: where the model's parameters are.
-        threads: BLAS and Numba threads while training (default: $TINYAE_THREADS,
-            else ``tinyae.runtime.DEFAULT_THREADS``, 1; 0 keeps the libraries' own
-            settings). See ``tinyae.runtime`` and README's "Threads".
+        threads: BLAS and Numba threads while training; 0 keeps the libraries' own
+            settings. Default: a resumed run's checkpoint's count (matrix products
+            sum in another order on another thread count, so only that keeps resume
+            bitwise identical), else ``tinyae.runtime.training_threads()`` (the
+            command line's --threads, $TINYAE_THREADS, or the idle cores). See
+            README's "Threads".
 
     Returns the ``History`` (of zero epochs if Ctrl-C came in the first one). Raises
     TypeError or ValueError before the first step when an argument is not what it
@@ -650,7 +655,7 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
         history.history["val/loss"]
     """
     epochs = _integer("epochs", epochs, 0)
-    threads = runtime.training_threads(threads)
+    asked_threads = None if threads is None else runtime.training_threads(threads)
     batch_size = _integer("batch_size", batch_size, 1)
     seed = _integer("seed", seed, 0)
     lr = _positive_number("lr", lr)
@@ -688,8 +693,12 @@ def train(model, data, *, epochs, batch_size=64, optimizer="adam", lr=1e-3, beta
                           optimizers=optimizers, val=val, patience=patience, seed=seed,
                           callbacks=before + list(callbacks) + after, config=config)
         path = trainer.checkpoint_path
-        if resume and path.exists():
-            trainer.load_state_dict(checkpoint.load(path), path)
+        saved = checkpoint.load(path) if resume and path.exists() else {}
+        if saved:
+            trainer.load_state_dict(saved, path)
+        trainer.threads = asked_threads
+        if trainer.threads is None:
+            trainer.threads = saved.get("threads", runtime.training_threads())
         _check_before_training(trainer)
-        with runtime.limited_threads(threads):
+        with runtime.limited_threads(trainer.threads):
             return trainer.fit()
