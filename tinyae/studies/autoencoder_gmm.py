@@ -80,7 +80,6 @@ def run(settings, out):
     plot.interpolation_strip([originals, reconstruct_all(model, originals)],
                              row_labels=("original", "reconstructed"),
                              path=out.file("reconstructions.png"))
-
     codes = embed_all(model, dataset.x_train)
     samples, kept_line = draw_class_samples(model, codes, dataset.y_train, settings, out)
     originality = draw_originality(model, dataset, samples["mixture"], out)
@@ -90,8 +89,7 @@ def run(settings, out):
     return [
         f"data: {dataset.describe()}",
         f"model: mlp_autoencoder((1, 28, 28), {hidden}, loss={settings['loss']!r}, "
-        f"batch_norm={settings['batch_norm']}), "
-        f"{model.num_parameters()} parameters",
+        f"batch_norm={settings['batch_norm']}), {model.num_parameters()} parameters",
         f"training: epochs={settings['epochs']}, batch_size={settings['batch_size']}, "
         f"lr={settings['lr']}, Adam, seed={seed}",
         losses_line("autoencoder", history),
