@@ -35,9 +35,6 @@ THREADS_HELP = ("CPU threads for matrix products (BLAS) and Numba kernels (defau
                 "\"Threads\")")
 
 
-CommandError = UsageError  # the old name; one user-error class (tinyae.errors)
-
-
 # ---------------------------------------------------------------- argument types
 def existing_directory(text):
     """argparse type: a folder that exists."""
