@@ -71,6 +71,15 @@ def test_launches_are_counted_and_views_are_not(fake):
     assert counts == {"exp": 1, "add": 1, "sum": 1, "setitem": 1, "to_host": 1}
 
 
+def test_a_kernel_writing_into_out_is_one_launch_and_returns_out(fake):
+    a, out = fake.ones((2, 2)), fake.empty((2, 2))
+    with fake.count_launches() as counts:
+        result = fake.matmul(a, a, out=out)
+        a.sum(axis=0, out=out[0])
+    assert result is out and float(out[1, 1]) == 2.0
+    assert counts == {"matmul": 1, "sum": 1}
+
+
 def test_cuda_kernels_keep_their_source_and_need_a_real_device(fake):
     kernel = fake.ElementwiseKernel("T x", "T y", "y = 2 * x", "tinyae_double")
     assert kernel.name == "tinyae_double" and "y = 2 * x" in kernel.args

@@ -127,9 +127,16 @@ def _leaves(args):
 
 
 def _call(name, function, args, kwargs, owner=None):
-    """Run a NumPy function (or ``owner``'s method) on unwrapped device arrays; wrap its result."""
+    """Run a NumPy function (or ``owner``'s method) on unwrapped device arrays; wrap its result.
+
+    With ``out=`` the kernel writes into that device array: one launch, and the array
+    itself is returned, as CuPy returns it."""
+    out = kwargs.get("out")
     args, kwargs = _host(args, name), _host(kwargs, name)
     result = function(*args, **kwargs)
+    if type(out) is ndarray:
+        _count(name)
+        return out
     _count_new(name, result, [owner] + list(_leaves(args)) + list(_leaves(kwargs.values())))
     return _device(result)
 
