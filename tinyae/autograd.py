@@ -44,7 +44,10 @@ class Tensor:
     """An n-d array on the active backend, with an optional gradient.
 
     Attributes: ``data`` (backend array), ``grad`` (backend array or None),
-    ``requires_grad``, ``creator`` (the Function that made it, None for leaves).
+    ``requires_grad``, ``creator`` (the Function that made it, None for leaves),
+    ``grad_buffer`` (None, or the array the gradient is kept in: an optimizer that
+    updates all its parameters at once keeps their gradients side by side, and
+    backward writes each into its slot; see ``Function.gradient_buffer``).
 
     Example::
 
@@ -62,6 +65,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.creator = None
         self.name = None
+        self.grad_buffer = None
         self._graph_released = False
 
     # --- basic properties -------------------------------------------------
@@ -223,10 +227,25 @@ def run_backward(root, seed, retain_graph=False):
 
 
 def _accumulate_leaf(x, gx):
+    """x.grad = gx, or x.grad + gx when it has one; in ``x.grad_buffer`` when x has one.
+
+    The first gradient is copied (gx may be another tensor's gradient too), unless a
+    backward wrote it straight into the buffer; later ones are added in place there.
+    """
     if tuple(gx.shape) != x.shape:  # defensive: every backward returns the input's shape
         raise RuntimeError(f"internal error: gradient of shape {tuple(gx.shape)} for a "
                            f"tensor of shape {x.shape}")
-    x.grad = gx.copy() if x.grad is None else x.grad + gx
+    buffer = x.grad_buffer
+    if x.grad is None and buffer is not None:
+        if gx is not buffer:
+            buffer[...] = gx
+        x.grad = buffer
+    elif x.grad is None:
+        x.grad = gx.copy()
+    elif x.grad is buffer:
+        buffer += gx
+    else:
+        x.grad = x.grad + gx
 
 
 class Function:
@@ -262,6 +281,23 @@ class Function:
             for y in results:
                 y.creator = self
         return results[0] if single else tuple(results)
+
+    def needs_grad(self, i):
+        """Whether input ``i`` wants a gradient: backward may return None for it, unworked."""
+        return self.inputs[i].requires_grad
+
+    def gradient_buffer(self, i):
+        """The array to write input ``i``'s gradient into (``out=``), or None for a new one.
+
+        That is the input's ``grad_buffer`` while it holds no gradient yet: a parameter's
+        slot in its optimizer's flat gradient array, which run_backward then takes as it
+        is, with no copy. Never for an input given twice (both would write there).
+        """
+        x = self.inputs[i]
+        if x.grad is not None or x.creator is not None or \
+                sum(y is x for y in self.inputs) > 1:
+            return None
+        return x.grad_buffer
 
     def zeros_like_output(self, i):
         """A zero gradient for output ``i`` (an output the loss does not depend on)."""
@@ -321,7 +357,8 @@ def tensor(data, requires_grad=False, dtype=None):
         data = data.data
     xp = backend.xp()
     python_values = not hasattr(data, "dtype")  # numbers and lists: float32, as in torch
-    if python_values or backend.backend_of(data) != backend.get_backend():
+    moved = python_values or backend.backend_of(data) != backend.get_backend()
+    if moved:
         data = backend.to_backend(data, backend.get_backend())
     if data.dtype.kind not in "biuf":
         raise TypeError(f"tinyae.tensor takes numbers (bool, int or float), got an array of "
@@ -330,6 +367,9 @@ def tensor(data, requires_grad=False, dtype=None):
     if dtype is None:
         dtype = "float32" if python_values else _default_float(data)
     # Always a copy, like torch.tensor: an optimizer step must never change the caller's array.
+    # Data moved to the GPU above is a copy already.
+    if moved and backend.get_backend() == "cupy":
+        return Tensor(xp.asarray(data, dtype=dtype), requires_grad=requires_grad)
     return Tensor(xp.array(data, dtype=dtype, copy=True), requires_grad=requires_grad)
 
 

@@ -6,9 +6,14 @@ and one trained with ``torch.optim`` from the same start follow the same path.
 Each rule is a small function on arrays that changes the parameter and its
 state in place: ``sgd_update`` here, ``adam_update`` and ``rmsprop_update`` in
 ``kernels`` (read the plain versions in ``kernels/reference.py``; the fused
-Numba/CuPy versions make one pass over each parameter). The optimizer classes
+Numba/CuPy versions make one pass over their arrays). The optimizer classes
 only keep the state and call the rule for every parameter that has a gradient.
 Tutorial 09 derives the rules and compares them.
+
+The rules are elementwise, so one call over all of a group's parameters laid end
+to end computes what one call per parameter would, bit for bit, in one kernel
+launch instead of one per parameter (``FlatGroup``): each parameter's data,
+gradient and state arrays are views of one flat array each.
 
 Usage, as in PyTorch::
 
@@ -54,6 +59,80 @@ def sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, nesterov, 
     return momentum_buffer
 
 
+# ---------------------------------------------------------------- flat groups
+class FlatGroup:
+    """A parameter group's arrays end to end: each parameter's data, gradient slot and
+    state arrays are views of one flat array each, so one update call covers the group.
+
+    ``param`` and ``grad`` are the flat data and gradients; backward writes each
+    gradient into its slot (``Tensor.grad_buffer``). ``state`` maps a state key
+    ("exp_avg", ...) to its flat array. Built by the optimizer on its first step;
+    only for a group whose parameters share one dtype and backend.
+    """
+
+    def __init__(self, params):
+        xp = get_array_module(params[0].data)
+        self.params = params
+        bounds = [0]
+        for p in params:
+            bounds.append(bounds[-1] + p.size)
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.param = xp.empty(bounds[-1], dtype=params[0].dtype)
+        self.data_views = self.views(self.param)
+        self.gather(self.data_views, [p.data for p in params])
+        for p, view in zip(params, self.data_views):
+            p.data = view
+        self.grad = xp.zeros(bounds[-1], dtype=params[0].dtype)
+        self.grad_views = self.views(self.grad)
+        for p, view in zip(params, self.grad_views):
+            p.grad_buffer = view
+        self.state, self.state_views = {}, {}
+
+    @staticmethod
+    def fits(params):
+        """Whether ``params`` can share flat arrays: one dtype, one backend."""
+        return len({(p.dtype, p.backend) for p in params}) == 1
+
+    def views(self, flat):
+        """Each parameter's part of ``flat``, in its shape."""
+        return [flat[part].reshape(p.shape) for p, part in zip(self.params, self.slices)]
+
+    @staticmethod
+    def gather(views, arrays):
+        """Copy ``arrays`` into ``views`` where they are not those views already."""
+        for view, array in zip(views, arrays):
+            if array is not view:
+                view[...] = array
+
+    def intact(self):
+        """False once a parameter's data was replaced (e.g. ``Module.to``)."""
+        return all(p.data is view for p, view in zip(self.params, self.data_views))
+
+    def flat_state(self, entries):
+        """The flat state of the group from its parameters' ``entries`` (one dict each, with
+        the same keys and numbers), copying into the flat arrays any that are not views."""
+        state = {}
+        for key, value in entries[0].items():
+            if not hasattr(value, "shape"):
+                state[key] = value
+                continue
+            if key not in self.state:
+                self.state[key] = get_array_module(self.param).empty_like(self.param)
+                self.state_views[key] = self.views(self.state[key])
+            self.gather(self.state_views[key], [entry[key] for entry in entries])
+            state[key] = self.state[key]
+        return state
+
+    def scatter_state(self, state, entries):
+        """Each parameter's entry from the flat ``state`` after an update: numbers copied,
+        arrays as views (a flat array the update made anew is taken in first)."""
+        for key, value in state.items():
+            if hasattr(value, "shape") and value is not self.state.get(key):
+                self.state[key], self.state_views[key] = value, self.views(value)
+            for i, entry in enumerate(entries):
+                entry[key] = self.state_views[key][i] if hasattr(value, "shape") else value
+
+
 # ---------------------------------------------------------------- optimizers
 class Optimizer:
     """Base class: parameter groups, per-parameter state, ``step``, ``zero_grad``, state dicts.
@@ -76,6 +155,7 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups = []
         self.state = {}  # parameter index -> dict of arrays and numbers
+        self.flat_groups = []  # one FlatGroup (or None) per parameter group, from the first step
         for group in groups:
             self.add_param_group(group)
 
@@ -112,14 +192,58 @@ class Optimizer:
             param.grad = None
 
     def step(self):
-        """Update every parameter that has a gradient; parameters with grad None are skipped."""
+        """Update every parameter that has a gradient; parameters with grad None are skipped.
+
+        A group whose parameters all have a gradient and the same step count is updated
+        in one call over its flat arrays (``step_flat``), the others parameter by parameter.
+        """
         with no_grad():
-            for index, param, group in self.indexed_params():
-                if param.grad is None:
+            first = 0
+            for number, group in enumerate(self.param_groups):
+                indices = range(first, first + len(group["params"]))
+                first += len(group["params"])
+                if self.step_flat(number, indices):
                     continue
-                if index not in self.state:
-                    self.state[index] = self.init_state(param, group)
-                self.update(param, self.state[index], group)
+                for index, param in zip(indices, group["params"]):
+                    if param.grad is None:
+                        continue
+                    if index not in self.state:
+                        self.state[index] = self.init_state(param, group)
+                    self.update(param, self.state[index], group)
+
+    def step_flat(self, number, indices):
+        """``update`` once on group ``number``'s flat arrays, as a parameter of their own;
+        False (nothing done) unless every parameter has a gradient and their states agree."""
+        group, params = self.param_groups[number], self.param_groups[number]["params"]
+        while len(self.flat_groups) <= number:
+            self.flat_groups.append(None)
+        flat = self.flat_groups[number]
+        if flat is None or not flat.intact():
+            flat = self.flat_groups[number] = FlatGroup(params) if FlatGroup.fits(params) else None
+        if flat is None or any(p.grad is None for p in params):
+            return False
+        entries = [self.state.get(index) for index in indices]
+        if any(entry is None for entry in entries) and not all(e is None for e in entries):
+            return False
+        if entries[0] is not None and any(  # the same keys and numbers (step counts) for all
+                {k: v for k, v in e.items() if not hasattr(v, "shape")}
+                != {k: v for k, v in entries[0].items() if not hasattr(v, "shape")}
+                or e.keys() != entries[0].keys() for e in entries):
+            return False
+        flat.gather(flat.grad_views, [p.grad for p in params])
+        for p, view in zip(params, flat.grad_views):
+            p.grad = view
+        whole = Tensor(flat.param)
+        whole.grad = flat.grad
+        if entries[0] is None:
+            state = self.init_state(whole, group)
+            entries = [{} for _ in params]
+            self.state.update(zip(indices, entries))
+        else:
+            state = flat.flat_state(entries)
+        self.update(whole, state, group)
+        flat.scatter_state(state, entries)
+        return True
 
     def init_state(self, param, group):
         """The state of a parameter before its first step (a subclass's buffers)."""

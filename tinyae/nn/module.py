@@ -200,6 +200,7 @@ class Module:
             tensor.data = backend.to_backend(tensor.data, name)
             if tensor.grad is not None:
                 tensor.grad = backend.to_backend(tensor.grad, name)
+            tensor.grad_buffer = None   # an optimizer's flat buffer stays where it was
         return self
 
     # --- saving and loading ----------------------------------------------------
