@@ -101,9 +101,10 @@ def bias_act_forward(z, bias, act, slope=0.01):
     return implementation(z).bias_act_forward(z, bias, act, slope)
 
 
-def bias_act_backward(gy, y, act, slope=0.01):
-    """(gz, gbias) of y = act(z + bias), computed from the output y."""
-    return implementation(gy).bias_act_backward(gy, y, act, slope)
+def bias_act_backward(gy, y, act, slope=0.01, gbias_out=None):
+    """(gz, gbias) of y = act(z + bias), computed from the output y; gbias is written
+    into ``gbias_out`` when given (a parameter's gradient buffer) and returned."""
+    return implementation(gy).bias_act_backward(gy, y, act, slope, gbias_out)
 
 
 # ------------------------------------------------------------------ losses
@@ -113,6 +114,17 @@ def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     reduction "mean" or "sum": loss a 0-d array; "none": the per-element losses.
     """
     return implementation(logits).sigmoid_bce_with_logits(logits, targets, reduction)
+
+
+def bce_forward(p, targets, reduction="mean"):
+    """Binary cross-entropy of probabilities (tinyae.losses.bce), reduced; NaN where a p
+    lies outside [0, 1]. "mean" or "sum": a 0-d array; "none": the per-element losses."""
+    return implementation(p).bce_forward(p, targets, reduction)
+
+
+def bce_backward(gy, p, targets, reduction="mean"):
+    """dL/dp of bce_forward's loss L, times the upstream gradient gy."""
+    return implementation(p).bce_backward(gy, p, targets, reduction)
 
 
 # ------------------------------------------------------ VAE: KL and sampling
@@ -140,9 +152,11 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return implementation(x).batchnorm_forward(x, gamma, beta, eps)
 
 
-def batchnorm_backward(gy, x, gamma, mean, invstd):
-    """(gx, ggamma, gbeta) of training batch norm, from x and the saved mean, invstd."""
-    return implementation(x).batchnorm_backward(gy, x, gamma, mean, invstd)
+def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
+    """(gx, ggamma, gbeta) of training batch norm, from x and the saved mean, invstd;
+    ggamma and gbeta are written into ``ggamma_out`` and ``gbeta_out`` when given."""
+    return implementation(x).batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out,
+                                                gbeta_out)
 
 
 # -------------------------------------------------------------- optimizers

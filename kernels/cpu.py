@@ -383,7 +383,7 @@ def _bias_act_forward_kernel(z, bias, spatial, act, slope, y):
         _activate_row(y_row, act, slope, y_row)   # the row is still in cache
 
 
-def bias_act_backward(gy, y, act, slope=0.01):
+def bias_act_backward(gy, y, act, slope=0.01, gbias_out=None):
     """(gz, gbias) in one pass over gy and y; reference.bias_act_backward.
 
     gz is gy itself for "identity" (as in the reference); otherwise gz equals the
@@ -402,6 +402,9 @@ def bias_act_backward(gy, y, act, slope=0.01):
     run_parallel(_bias_act_backward_kernel, gy2.size,
                  gy2, y2, spatial, code, gy2.dtype.type(slope), gz, partial)
     gbias = partial.sum(axis=0).astype(gy2.dtype)
+    if gbias_out is not None:
+        gbias_out[...] = gbias
+        gbias = gbias_out
     return (gy if code == IDENTITY else gz.reshape(np.shape(gy))), gbias
 
 
@@ -465,6 +468,12 @@ def _bce_kernel(x, y, e, divisor, loss, grad, partial):
             loss[k] = ((v if v > 0 else ZERO) - v * t) + loss[k]
             grad[k] = (_sigmoid_from_exp(v, ek) - t) / divisor
         partial[chunk] = _sum(loss[first:last])
+
+
+# Binary cross-entropy on probabilities: NumPy's SIMD log and log1p are most of the work
+# (see above: no SVML for Numba), so the CPU runs the plain versions.
+bce_forward = reference.bce_forward
+bce_backward = reference.bce_backward
 
 
 # ------------------------------------------------------ VAE: KL and sampling
@@ -609,7 +618,7 @@ def _batchnorm_forward_dense_kernel(x, gamma, beta, eps, y, mean, invstd):
             y[b, ch] = (x[b, ch] - mu[ch]) * scale[ch] + offset[ch]
 
 
-def batchnorm_backward(gy, x, gamma, mean, invstd):
+def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta) in two passes; reference.batchnorm_backward.
 
     Pass 1 sums gy and gy x_hat (x_hat recomputed from x) in float64, pass 2
@@ -620,7 +629,8 @@ def batchnorm_backward(gy, x, gamma, mean, invstd):
     gy2 = _rows(gy, x2.dtype)[0]
     c = x2.shape[1] // spatial
     gx = np.empty_like(x2)
-    ggamma, gbeta = np.empty(c, dtype=x2.dtype), np.empty(c, dtype=x2.dtype)
+    ggamma = np.empty(c, dtype=x2.dtype) if ggamma_out is None else ggamma_out
+    gbeta = np.empty(c, dtype=x2.dtype) if gbeta_out is None else gbeta_out
     statistics = (_contiguous(gamma, x2.dtype), _contiguous(mean, x2.dtype),
                   _contiguous(invstd, x2.dtype))
     if spatial == 1:

@@ -174,10 +174,10 @@ def bias_act_forward(z, bias, act, slope=0.01):
                                     z.dtype.type(slope))
 
 
-def bias_act_backward(gy, y, act, slope=0.01):
+def bias_act_backward(gy, y, act, slope=0.01, gbias_out=None):
     """(gz, gbias): activation_backward's kernel for gz, then CuPy's sum over all axes but 1."""
     gz = activation_backward(gy, y, act, slope)
-    return gz, gz.sum(axis=channel_sum_axes(gy.ndim))
+    return gz, gz.sum(axis=channel_sum_axes(gy.ndim), out=gbias_out)
 
 
 # ------------------------------------------------------------------ losses
@@ -201,6 +201,44 @@ def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     if reduction == "none":
         return loss, grad
     return (loss.sum() / divisor).astype(logits.dtype), grad
+
+
+_BCE_CUDA = r"""
+template <typename T>
+__device__ T tinyae_clamp_log(T log_value) {   // max(log_value, -100); NaN stays NaN
+    return log_value < (T)-100 ? (T)-100 : log_value;
+}
+"""
+
+_bce_loss_kernel = cupy.ReductionKernel(
+    "T p, T t, T divisor", "T loss",
+    "-(t * tinyae_clamp_log(log(p)) + (1 - t) * tinyae_clamp_log(log1p(-p)))",   # map
+    "a + b",                                                                       # reduce
+    "loss = a / divisor",                                                          # post-map
+    "0", "tinyae_bce_loss", preamble=_BCE_CUDA)
+
+_bce_backward_kernel = cupy.ElementwiseKernel(
+    "T gy, T p, T t, T divisor", "T gp",
+    "gp = gy / divisor * (p - t) / max(p * (1 - p), (T)1e-12)",
+    "tinyae_bce_backward")
+
+
+def bce_forward(p, targets, reduction="mean"):
+    """The reduced loss in one ReductionKernel (map, sum, divide); "none" runs the plain
+    version (several kernels)."""
+    reference.check_reduction(reduction)
+    if reduction == "none":
+        return reference.bce_forward(p, targets, reduction)
+    divisor = p.size if reduction == "mean" else 1
+    return _bce_loss_kernel(p, targets.astype(p.dtype, copy=False), p.dtype.type(divisor))
+
+
+def bce_backward(gy, p, targets, reduction="mean"):
+    """dL/dp in one kernel; gy is 0-d ("mean", "sum") or p's shape ("none")."""
+    reference.check_reduction(reduction)
+    divisor = p.size if reduction == "mean" else 1
+    return _bce_backward_kernel(gy.astype(p.dtype, copy=False), p,
+                                targets.astype(p.dtype, copy=False), p.dtype.type(divisor))
 
 
 # ------------------------------------------------------ VAE: KL and sampling
@@ -280,13 +318,13 @@ _batchnorm_backward_kernel = cupy.ElementwiseKernel(
     "tinyae_batchnorm_backward")
 
 
-def batchnorm_backward(gy, x, gamma, mean, invstd):
+def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta): two channel reductions, then one kernel for gx."""
     axes = channel_sum_axes(x.ndim)
     gy = gy.astype(x.dtype, copy=False)
     mean_b, invstd_b = _per_channel(mean, x), _per_channel(invstd, x)
-    gbeta = gy.sum(axis=axes)
-    ggamma = _batchnorm_ggamma_kernel(gy, x, mean_b, invstd_b, axis=axes)
+    gbeta = gy.sum(axis=axes, out=gbeta_out)
+    ggamma = _batchnorm_ggamma_kernel(gy, x, mean_b, invstd_b, axis=axes, out=ggamma_out)
     gx = _batchnorm_backward_kernel(gy, x, mean_b, invstd_b, _per_channel(gamma, x),
                                     _per_channel(gbeta, x), _per_channel(ggamma, x),
                                     x.dtype.type(x.size // x.shape[1]))

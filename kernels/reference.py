@@ -145,13 +145,15 @@ def bias_act_forward(z, bias, act, slope=0.01):
     return activation_forward(z + bias.reshape(channel_shape(z.ndim)), act, slope)
 
 
-def bias_act_backward(gy, y, act, slope=0.01):
+def bias_act_backward(gy, y, act, slope=0.01, gbias_out=None):
     """(gz, gbias) for y = act(z + bias), from the output y alone.
 
-    gz = activation_backward(gy, y); gbias sums gz over every axis but axis 1.
+    gz = activation_backward(gy, y); gbias sums gz over every axis but axis 1
+    (into ``gbias_out`` when given: the backward kernels write a parameter's
+    gradient straight into its optimizer's buffer).
     """
     gz = activation_backward(gy, y, act, slope)
-    return gz, gz.sum(axis=channel_sum_axes(gy.ndim))
+    return gz, gz.sum(axis=channel_sum_axes(gy.ndim), out=gbias_out)
 
 
 # ------------------------------------------------------------------ losses
@@ -184,6 +186,45 @@ def sigmoid_bce_with_logits(logits, targets, reduction="mean"):
     if reduction == "mean":
         loss, grad = loss / x.size, grad / x.size
     return xp.asarray(loss, dtype=x.dtype), grad
+
+
+def clamped_logs(p):
+    """(log p, log(1 - p)), each clamped at -100 as in PyTorch's BCELoss; log(1 - p) is
+    log1p(-p), exact for small p. Both NaN where p lies outside [0, 1]."""
+    import numpy
+    xp = _array_module(p)
+    with numpy.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf: clamped here
+        return xp.maximum(xp.log(p), -100), xp.maximum(xp.log1p(-p), -100)
+
+
+def bce_forward(p, targets, reduction="mean"):
+    """Binary cross-entropy of probabilities p against targets y, reduced.
+
+    Per element  l = -(y log p + (1 - y) log(1 - p)), the logs clamped (clamped_logs).
+    A p outside [0, 1] makes its l NaN, and so the sum: tinyae.losses.bce looks for
+    such p only then. Returns the per-element losses ("none"), or their sum or mean
+    ("sum", "mean") as a 0-d array of p's dtype.
+    """
+    check_reduction(reduction)
+    xp = _array_module(p)
+    log_p, log_1mp = clamped_logs(p)
+    loss = -(targets * log_p + (1 - targets) * log_1mp)
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss)
+    if reduction == "mean":
+        total = total / p.size
+    return xp.asarray(total, dtype=p.dtype)
+
+
+def bce_backward(gy, p, targets, reduction="mean"):
+    """dL/dp of bce_forward times the upstream gy:  gy' (p - y) / max(p (1 - p), 1e-12),
+    gy' = gy / p.size for "mean" (else gy, per element for "none"); the floor keeps
+    p = 0 or 1 from dividing by zero, as PyTorch."""
+    check_reduction(reduction)
+    xp = _array_module(p)
+    g = gy / p.size if reduction == "mean" else gy
+    return g * (p - targets) / xp.maximum(p * (1 - p), 1e-12)
 
 
 # ------------------------------------------------------ VAE: KL and sampling
@@ -233,18 +274,19 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return x_hat * gamma.reshape(shape) + beta.reshape(shape), mean, invstd
 
 
-def batchnorm_backward(gy, x, gamma, mean, invstd):
+def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta) of training-mode batch norm, from x and the saved statistics.
 
     With x_hat = (x - mean) invstd and M values per channel:
     gbeta = sum gy,  ggamma = sum gy x_hat,
     gx = gamma invstd / M (M gy - gbeta - x_hat ggamma).
+    ggamma and gbeta go into ``ggamma_out`` and ``gbeta_out`` when given.
     """
     axes, shape = channel_sum_axes(x.ndim), channel_shape(x.ndim)
     m = x.size // x.shape[1]
     x_hat = (x - mean.reshape(shape)) * invstd.reshape(shape)
-    gbeta = gy.sum(axis=axes)
-    ggamma = (gy * x_hat).sum(axis=axes)
+    gbeta = gy.sum(axis=axes, out=gbeta_out)
+    ggamma = (gy * x_hat).sum(axis=axes, out=ggamma_out)
     scale = (gamma * invstd / m).reshape(shape)
     gx = scale * (m * gy - gbeta.reshape(shape) - x_hat * ggamma.reshape(shape))
     return gx, ggamma, gbeta

@@ -39,6 +39,8 @@ FLOAT32 = {
     "bias_act_forward": (1e-6, 1e-6),
     "bias_act_backward": (1e-5, 1e-5),
     "sigmoid_bce_with_logits": (1e-5, 1e-6),
+    "bce_forward": (1e-5, 1e-6),
+    "bce_backward": (1e-6, 1e-6),
     "reparameterize": (1e-6, 1e-6),
     "reparameterize_backward": (1e-6, 1e-6),
     "kl_normal_forward_backward": (1e-5, 1e-6),
@@ -48,7 +50,7 @@ FLOAT32 = {
     "rmsprop_update": (1e-6, 1e-7),
 }
 EXACT_ON_CPU = {"im2col", "col2im", "activation_backward", "reparameterize_backward",
-                "adam_update", "rmsprop_update"}
+                "adam_update", "rmsprop_update", "bce_forward", "bce_backward"}
 
 # Few examples: each is cheap, but CI starts with an empty compile cache.
 few_examples = settings(max_examples=12, deadline=None,
@@ -187,6 +189,24 @@ def test_bias_act_forward_and_backward_match_reference(xp, shape, act, dtype, se
     agree("bias_act_backward", dtype, random(xp, seed + 2, shape, dtype), y, act, 0.2)
 
 
+def test_parameter_gradients_are_written_into_the_buffers_given(xp):
+    """bias_act_backward's gbias and batchnorm_backward's ggamma, gbeta go into the
+    arrays given (an optimizer's flat gradient buffer) and are those arrays."""
+    gy, x = random(xp, 0, (4, 3, 2, 2), "float32"), random(xp, 1, (4, 3, 2, 2), "float32")
+    gamma = random(xp, 2, 3, "float32")
+    buffers = xp.zeros(9, dtype="float32")
+    _, gbias = fused("bias_act_backward", gy, x, "leaky_relu", 0.2, buffers[:3])
+    _, mean, invstd = reference.batchnorm_forward(x, gamma, gamma, 1e-5)
+    _, ggamma, gbeta = fused("batchnorm_backward", gy, x, gamma, mean, invstd, buffers[3:6],
+                             buffers[6:])
+    want = reference.bias_act_backward(gy, x, "leaky_relu", 0.2)[1:]
+    want += reference.batchnorm_backward(gy, x, gamma, mean, invstd)[1:]
+    np.testing.assert_allclose(to_numpy(buffers), np.concatenate([to_numpy(w) for w in want]),
+                               rtol=1e-5, atol=1e-5)
+    for got in (gbias, ggamma, gbeta):
+        assert np.shares_memory(to_numpy(got), to_numpy(buffers)) or backend_of(got) == "cupy"
+
+
 def test_bias_act_rejects_an_unknown_activation(xp):
     z = xp.zeros((2, 3), dtype="float32")
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
@@ -201,6 +221,25 @@ def test_sigmoid_bce_with_logits_matches_reference(xp, shape, reduction, dtype, 
     logits = random(xp, seed, shape, dtype, scale=5.0)
     targets = xp.asarray(np.random.default_rng(seed + 1).random(shape).astype(dtype))
     agree("sigmoid_bce_with_logits", dtype, logits, targets, reduction)
+
+
+@few_examples
+@given(shape=channel_shapes(), reduction=st.sampled_from(["mean", "sum", "none"]),
+       dtype=dtypes, seed=seeds)
+def test_bce_forward_and_backward_match_reference(xp, shape, reduction, dtype, seed):
+    values = np.random.default_rng(seed).random((2,) + shape)
+    values[0].flat[0], values[0].flat[-1] = 0.0, 1.0      # the clamped logs
+    p, targets = (xp.asarray(v.astype(dtype)) for v in values)
+    loss = agree("bce_forward", dtype, p, targets, reduction)
+    gy = random(xp, seed + 1, tuple(loss.shape), dtype)
+    agree("bce_backward", dtype, gy, p, targets, reduction)
+
+
+def test_bce_forward_is_nan_for_a_p_outside_0_1(xp):
+    p = xp.asarray(np.array([0.5, 1.5, 0.0], dtype="float32"))
+    targets = xp.asarray(np.array([1.0, 1.0, 0.0], dtype="float32"))
+    assert np.isnan(float(fused("bce_forward", p, targets, "sum")))
+    assert float(fused("bce_forward", p[::2], targets[::2], "sum")) == pytest.approx(np.log(2))
 
 
 def test_sigmoid_bce_with_logits_is_stable_for_large_logits(xp):

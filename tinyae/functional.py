@@ -48,6 +48,16 @@ def _shape_text(shape):
     return str(tuple(int(n) for n in shape))
 
 
+def _product_gradient(fn, i, a, b):
+    """a @ b as the gradient of ``fn``'s input i, in that input's shape: written straight
+    into its gradient buffer when it has one (``Function.gradient_buffer``)."""
+    out = fn.gradient_buffer(i)
+    if out is None:
+        return (a @ b).reshape(fn.inputs[i].shape)
+    fn.xp.matmul(a, b, out=out.reshape(a.shape[0], b.shape[1]))
+    return out
+
+
 # ---------------------------------------------------------------- linear
 class Linear(Function):
     """y = act(z), z = x @ W^T + b;  dL/dz = dL/dy * act'(z) (read off y),
@@ -82,12 +92,13 @@ class Linear(Function):
     def backward(self, gy):
         in_features, out_features = self.weight.shape[1], self.weight.shape[0]
         gy = gy.reshape(-1, out_features)
+        gbias = self.gradient_buffer(2) if self.has_bias else None
         if self.activation == "identity":
-            gz, gbias = gy, (gy.sum(axis=0) if self.has_bias else None)
+            gz, gbias = gy, (gy.sum(axis=0, out=gbias) if self.has_bias else None)
         else:
-            gz, gbias = kernels.bias_act_backward(gy, self.y, self.activation, self.slope)
-        gx = (gz @ self.weight).reshape(self.x.shape)
-        gweight = gz.T @ self.x.reshape(-1, in_features)
+            gz, gbias = kernels.bias_act_backward(gy, self.y, self.activation, self.slope, gbias)
+        gx = (gz @ self.weight).reshape(self.x.shape) if self.needs_grad(0) else None
+        gweight = _product_gradient(self, 1, gz.T, self.x.reshape(-1, in_features))
         if self.has_bias:
             return gx, gweight, gbias
         return gx, gweight
@@ -175,11 +186,13 @@ class Conv2d(Function):
         out_channels, _, kh, kw = self.weight.shape
         (sh, sw), (ph, pw) = self.stride, self.padding
         gy_rows = gy.transpose(1, 0, 2, 3).reshape(out_channels, -1)  # (OC, N*OH*OW)
-        gweight = (gy_rows @ self.cols.T).reshape(self.weight.shape)
-        gcols = self.weight.reshape(out_channels, -1).T @ gy_rows     # (C*KH*KW, N*OH*OW)
-        gx = kernels.col2im(gcols, self.x_shape, kh, kw, sh, sw, ph, pw)
+        gweight = _product_gradient(self, 1, gy_rows, self.cols.T)
+        gx = None
+        if self.needs_grad(0):
+            gcols = self.weight.reshape(out_channels, -1).T @ gy_rows  # (C*KH*KW, N*OH*OW)
+            gx = kernels.col2im(gcols, self.x_shape, kh, kw, sh, sw, ph, pw)
         if self.has_bias:
-            return gx, gweight, gy.sum(axis=(0, 2, 3))
+            return gx, gweight, gy.sum(axis=(0, 2, 3), out=self.gradient_buffer(2))
         return gx, gweight
 
 
@@ -230,11 +243,13 @@ class ConvTranspose2d(Function):
         (sh, sw), (ph, pw) = self.stride, self.padding
         n, _, h, w = self.x_shape
         gcols = kernels.im2col(gy, kh, kw, sh, sw, ph, pw)          # (C_out*KH*KW, N*H*W)
-        gweight = (self.x_rows @ gcols.T).reshape(self.weight.shape)
-        gx = self.weight.reshape(in_channels, -1) @ gcols            # (C_in, N*H*W)
-        gx = self.xp.ascontiguousarray(gx.reshape(in_channels, n, h, w).transpose(1, 0, 2, 3))
+        gweight = _product_gradient(self, 1, self.x_rows, gcols.T)
+        gx = None
+        if self.needs_grad(0):
+            gx = self.weight.reshape(in_channels, -1) @ gcols        # (C_in, N*H*W)
+            gx = self.xp.ascontiguousarray(gx.reshape(in_channels, n, h, w).transpose(1, 0, 2, 3))
         if self.has_bias:
-            return gx, gweight, gy.sum(axis=(0, 2, 3))
+            return gx, gweight, gy.sum(axis=(0, 2, 3), out=self.gradient_buffer(2))
         return gx, gweight
 
 
@@ -314,7 +329,8 @@ class BatchNorm(Function):
     def backward(self, gy):
         if self.training:
             gx, gweight, gbias = kernels.batchnorm_backward(
-                gy.reshape(self.x.shape), self.x, self.weight, self.mean, self.invstd)
+                gy.reshape(self.x.shape), self.x, self.weight, self.mean, self.invstd,
+                self.gradient_buffer(1), self.gradient_buffer(2))
             return gx.reshape(gy.shape), gweight, gbias
         gbias = gy.sum(axis=self.axes)
         gweight = (gy * self.xhat).sum(axis=self.axes)

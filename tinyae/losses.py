@@ -26,7 +26,7 @@ against (N,) mistake would silently build an (N, N) loss). A target of another
 dtype (integer labels, float64 data) is cast to the prediction's dtype, so a
 float32 model stays in float32.
 """
-import numpy
+import math
 
 import kernels
 
@@ -175,27 +175,30 @@ class BinaryCrossEntropy(ReducedLoss):
     As PyTorch's BCELoss, both logs are clamped at -100, so p = 0 or 1 gives a
     loss of at most 100 per element instead of inf, and the denominator
     p (1 - p) of the gradient is kept above 1e-12 instead of dividing by zero.
+    Forward and backward are one fused kernel each (``kernels.bce_forward`` and
+    ``kernels.bce_backward``; plain formulas in kernels/reference.py). A p outside
+    [0, 1] makes the loss NaN, so the input is searched for one only then.
     """
 
     name = "bce"
 
     def forward(self, p, y):
-        xp = self.xp
         _check_same_shape(self.name, p, y)
-        if bool(((p < 0) | (p > 1)).any()):
+        self.p, self.y, self.count = p, _cast_like(y, p), numel(p.shape)
+        loss = kernels.bce_forward(p, self.y, self.reduction)
+        if (self.reduction == "none" or math.isnan(float(loss))) and \
+                bool(((p < 0) | (p > 1)).any()):
             raise ValueError(
                 "bce: input must be probabilities in [0, 1], found values outside; "
                 "for raw scores (logits) use bce_with_logits, which is also more stable")
-        self.p, self.y = p, _cast_like(y, p)
-        with numpy.errstate(divide="ignore"):  # log(0) = -inf is expected: clamped just below
-            log_p, log_1mp = xp.log(p), xp.log1p(-p)  # log1p(-p) = log(1 - p), exact for small p
-        self.log_p, self.log_1mp = xp.maximum(log_p, -100), xp.maximum(log_1mp, -100)
-        return self.reduce(-(self.y * self.log_p + (1 - self.y) * self.log_1mp))
+        return loss
 
     def backward(self, gy):
-        g = self.spread(gy)
-        gp = g * (self.p - self.y) / self.xp.maximum(self.p * (1 - self.p), 1e-12)
-        return gp, self.target_gradient(g * (self.log_1mp - self.log_p))
+        gp = kernels.bce_backward(gy, self.p, self.y, self.reduction)
+        if not self.needs_grad(1):
+            return gp, None
+        log_p, log_1mp = kernels.reference.clamped_logs(self.p)
+        return gp, self.target_gradient(self.spread(gy) * (log_1mp - log_p))
 
 
 class BinaryCrossEntropyWithLogits(ReducedLoss):

@@ -48,7 +48,8 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        return unbroadcast(gy, self.shapes[0]), unbroadcast(gy, self.shapes[1])
+        return (unbroadcast(gy, self.shapes[0]) if self.needs_grad(0) else None,
+                unbroadcast(gy, self.shapes[1]) if self.needs_grad(1) else None)
 
 
 class Sub(Function):
@@ -60,7 +61,8 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
-        return unbroadcast(gy, self.shapes[0]), unbroadcast(-gy, self.shapes[1])
+        return (unbroadcast(gy, self.shapes[0]) if self.needs_grad(0) else None,
+                unbroadcast(-gy, self.shapes[1]) if self.needs_grad(1) else None)
 
 
 class Mul(Function):
@@ -72,7 +74,8 @@ class Mul(Function):
         return a * b
 
     def backward(self, gy):
-        return unbroadcast(gy * self.b, self.a.shape), unbroadcast(gy * self.a, self.b.shape)
+        return (unbroadcast(gy * self.b, self.a.shape) if self.needs_grad(0) else None,
+                unbroadcast(gy * self.a, self.b.shape) if self.needs_grad(1) else None)
 
 
 class Div(Function):
