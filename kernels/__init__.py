@@ -81,6 +81,12 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return implementation(cols).col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
 
 
+# ------------------------------------------------------------ matrix product
+def matmul_accumulate(a, b, out):
+    """out += a @ b in place; on the GPU one GEMM (beta = 1) instead of a product and an add."""
+    implementation(out).matmul_accumulate(a, b, out)
+
+
 # ------------------------------------------------------------- activations
 def activation_forward(x, act, slope=0.01):
     """y = act(x) elementwise, any shape; act one of FUSED_ACTIVATIONS (tinyae.ops.ReLU ...)."""
@@ -152,11 +158,23 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return implementation(x).batchnorm_forward(x, gamma, beta, eps)
 
 
+def batchnorm_update_running(running_mean, running_var, mean, invstd, momentum, count, eps):
+    """running = (1 - momentum) running + momentum batch, in place, unbiased batch variance."""
+    implementation(running_mean).batchnorm_update_running(running_mean, running_var, mean,
+                                                          invstd, momentum, count, eps)
+
+
 def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta) of training batch norm, from x and the saved mean, invstd;
     ggamma and gbeta are written into ``ggamma_out`` and ``gbeta_out`` when given."""
     return implementation(x).batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out,
                                                 gbeta_out)
+
+
+# ------------------------------------------------------------------ dropout
+def dropout_forward(x, uniform, p):
+    """(y, mask) of inverted dropout, keeping x where uniform >= p (tinyae.functional.dropout)."""
+    return implementation(x).dropout_forward(x, uniform, p)
 
 
 # -------------------------------------------------------------- optimizers

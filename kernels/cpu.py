@@ -244,6 +244,11 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, oh, ow, x):
                         padded[unsigned((iy + ph) * wp + pw + ix)]
 
 
+# ------------------------------------------------------------ matrix product
+# NumPy's matmul has no "add to out" (BLAS beta = 1): the plain version runs.
+matmul_accumulate = reference.matmul_accumulate
+
+
 # ------------------------------------------------------------- activations
 @njit(cache=True)
 def _sigmoid_from_exp(v, e):
@@ -618,6 +623,10 @@ def _batchnorm_forward_dense_kernel(x, gamma, beta, eps, y, mean, invstd):
             y[b, ch] = (x[b, ch] - mu[ch]) * scale[ch] + offset[ch]
 
 
+# (C,) vectors: too small for a kernel to pay; the plain version runs.
+batchnorm_update_running = reference.batchnorm_update_running
+
+
 def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta) in two passes; reference.batchnorm_backward.
 
@@ -681,6 +690,11 @@ def _batchnorm_backward_dense_kernel(gy, x, gamma, mean, invstd, gx, ggamma, gbe
         for ch in range(c):
             x_hat = (x[b, ch] - float(mean[ch])) * invstd[ch]
             gx[b, ch] = scale[ch] * (n * gy[b, ch] - sum_gy[ch] - x_hat * sum_gy_xhat[ch])
+
+
+# ------------------------------------------------------------------ dropout
+# Three NumPy passes that Numba would not beat by much; the plain version runs.
+dropout_forward = reference.dropout_forward
 
 
 # -------------------------------------------------------------- optimizers

@@ -107,6 +107,16 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return x
 
 
+# ------------------------------------------------------------ matrix product
+def matmul_accumulate(a, b, out):
+    """out += a @ b as one cuBLAS GEMM with beta = 1 (out C-contiguous; a and b C- or
+    F-contiguous, e.g. transposed views, go in without a copy)."""
+    from cupy import cublas   # here: the emulated cupy of tests/fakecupy has none
+    t = out.dtype.type
+    cublas.gemm("N", "N", a.astype(out.dtype, copy=False), b.astype(out.dtype, copy=False),
+                out=out, alpha=t(1), beta=t(1))
+
+
 # ------------------------------------------------------------- activations
 # The formulas, once for every kernel below: CUDA device functions (reference.py
 # has the plain versions). act is an ACTIVATION_CODES value.
@@ -318,6 +328,24 @@ _batchnorm_backward_kernel = cupy.ElementwiseKernel(
     "tinyae_batchnorm_backward")
 
 
+_batchnorm_running_kernel = cupy.ElementwiseKernel(
+    "T mean, T invstd, T keep, T momentum, T unbiased_momentum, T eps",
+    "T running_mean, T running_var",
+    """
+    running_mean = running_mean * keep + momentum * mean;            // keep = 1 - momentum
+    running_var = running_var * keep + unbiased_momentum * (1 / (invstd * invstd) - eps);
+    """,
+    "tinyae_batchnorm_update_running")
+
+
+def batchnorm_update_running(running_mean, running_var, mean, invstd, momentum, count, eps):
+    """Both running statistics in one kernel over the channels."""
+    t = running_mean.dtype.type
+    _batchnorm_running_kernel(mean.astype(t, copy=False), invstd.astype(t, copy=False),
+                              t(1 - momentum), t(momentum), t(momentum * count / (count - 1)),
+                              t(eps), running_mean, running_var)
+
+
 def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta): two channel reductions, then one kernel for gx."""
     axes = channel_sum_axes(x.ndim)
@@ -329,6 +357,23 @@ def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=No
                                     _per_channel(gbeta, x), _per_channel(ggamma, x),
                                     x.dtype.type(x.size // x.shape[1]))
     return gx, ggamma, gbeta
+
+
+# ------------------------------------------------------------------ dropout
+_dropout_kernel = cupy.ElementwiseKernel(
+    "T x, float32 u, float32 p, T scale", "T y, T mask",
+    """
+    mask = u >= p ? scale : (T)0;
+    y = x * mask;
+    """,
+    "tinyae_dropout_forward")
+
+
+def dropout_forward(x, uniform, p):
+    """(y, mask) in one kernel."""
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    return _dropout_kernel(x, uniform.astype("float32", copy=False), cupy.float32(p),
+                           x.dtype.type(scale))
 
 
 # -------------------------------------------------------------- optimizers

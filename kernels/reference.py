@@ -68,6 +68,11 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     return padded[:, :, ph:ph + h, pw:pw + w]
 
 
+def matmul_accumulate(a, b, out):
+    """out += a @ b for 2-d arrays, in place (a gradient added to the one already there)."""
+    out += a @ b
+
+
 # ------------------------------------------------------------- activations
 FUSED_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 
@@ -274,6 +279,19 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return x_hat * gamma.reshape(shape) + beta.reshape(shape), mean, invstd
 
 
+def batchnorm_update_running(running_mean, running_var, mean, invstd, momentum, count, eps):
+    """Running statistics in place, as PyTorch: running = (1 - m) running + m batch.
+
+    The batch variance is the forward's, var = 1 / invstd^2 - eps (biased), made
+    unbiased: var count / (count - 1), count the values per channel.
+    """
+    var = 1 / (invstd * invstd) - eps
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += (momentum * count / (count - 1)) * var
+
+
 def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=None):
     """(gx, ggamma, gbeta) of training-mode batch norm, from x and the saved statistics.
 
@@ -290,6 +308,15 @@ def batchnorm_backward(gy, x, gamma, mean, invstd, ggamma_out=None, gbeta_out=No
     scale = (gamma * invstd / m).reshape(shape)
     gx = scale * (m * gy - gbeta.reshape(shape) - x_hat * ggamma.reshape(shape))
     return gx, ggamma, gbeta
+
+
+# ------------------------------------------------------------------ dropout
+def dropout_forward(x, uniform, p):
+    """Inverted dropout: (y, mask), mask = 1 / (1 - p) where uniform >= p, else 0 (all 0
+    for p = 1), y = x mask; ``uniform`` holds draws of U[0, 1) shaped like x."""
+    scale = 0.0 if p == 1 else 1 / (1 - p)
+    mask = (uniform >= p).astype(x.dtype) * scale
+    return x * mask, mask
 
 
 # -------------------------------------------------------------- optimizers

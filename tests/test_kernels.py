@@ -46,11 +46,15 @@ FLOAT32 = {
     "kl_normal_forward_backward": (1e-5, 1e-6),
     "batchnorm_forward": (1e-5, 1e-5),
     "batchnorm_backward": (1e-5, 1e-5),
+    "batchnorm_update_running": (1e-6, 1e-6),
+    "dropout_forward": (0, 0),
+    "matmul_accumulate": (1e-5, 1e-5),
     "adam_update": (1e-6, 1e-7),
     "rmsprop_update": (1e-6, 1e-7),
 }
 EXACT_ON_CPU = {"im2col", "col2im", "activation_backward", "reparameterize_backward",
-                "adam_update", "rmsprop_update", "bce_forward", "bce_backward"}
+                "adam_update", "rmsprop_update", "bce_forward", "bce_backward",
+                "batchnorm_update_running", "dropout_forward", "matmul_accumulate"}
 
 # Few examples: each is cheap, but CI starts with an empty compile cache.
 few_examples = settings(max_examples=12, deadline=None,
@@ -270,6 +274,41 @@ def test_batchnorm_forward_and_backward_match_reference(xp, shape, dtype, seed):
     gamma, beta = random(xp, seed + 1, shape[1], dtype), random(xp, seed + 2, shape[1], dtype)
     _, mean, invstd = agree("batchnorm_forward", dtype, x, gamma, beta, 1e-5)
     agree("batchnorm_backward", dtype, random(xp, seed + 3, shape, dtype), x, gamma, mean, invstd)
+
+
+@few_examples
+@given(channels=st.integers(1, 9), momentum=st.sampled_from([0.1, 0.7]), dtype=dtypes,
+       seed=seeds)
+def test_batchnorm_update_running_matches_reference(xp, channels, momentum, dtype, seed):
+    mean, invstd = random(xp, seed, channels, dtype), random(xp, seed + 1, channels, dtype)
+    fused_stats = [random(xp, seed + 2, channels, dtype), random(xp, seed + 3, channels, dtype)]
+    plain_stats = [s.copy() for s in fused_stats]
+    fused("batchnorm_update_running", *fused_stats, mean, invstd, momentum, 6, 1e-5)
+    reference.batchnorm_update_running(*plain_stats, mean, invstd, momentum, 6, 1e-5)
+    for got, want in zip(fused_stats, plain_stats):
+        assert_agrees("batchnorm_update_running", got, want, dtype)
+
+
+# ------------------------------------------------------------------ dropout
+@few_examples
+@given(shape=channel_shapes(), p=st.sampled_from([0.0, 0.3, 1.0]), dtype=dtypes, seed=seeds)
+def test_dropout_forward_matches_reference(xp, shape, p, dtype, seed):
+    uniform = xp.asarray(np.random.default_rng(seed).random(shape, dtype="float32"))
+    y, mask = agree("dropout_forward", dtype, random(xp, seed + 1, shape, dtype), uniform, p)
+    scale = 0.0 if p == 1 else np.dtype(dtype).type(1 / (1 - p))
+    assert set(np.unique(to_numpy(mask))) <= {0.0, scale}
+
+
+# ------------------------------------------------------------ matrix product
+@few_examples
+@given(m=st.integers(1, 7), k=st.integers(1, 7), n=st.integers(1, 7), dtype=dtypes, seed=seeds)
+def test_matmul_accumulate_matches_reference(xp, m, k, n, dtype, seed):
+    a, b = random(xp, seed, (k, m), dtype).T, random(xp, seed + 1, (k, n), dtype)  # a transposed
+    got = random(xp, seed + 2, (m, n), dtype)
+    want = got.copy()
+    fused("matmul_accumulate", a, b, got)
+    reference.matmul_accumulate(a, b, want)
+    assert_agrees("matmul_accumulate", got, want, dtype)
 
 
 # -------------------------------------------------------------- optimizers

@@ -230,7 +230,8 @@ def _accumulate_leaf(x, gx):
     """x.grad = gx, or x.grad + gx when it has one; in ``x.grad_buffer`` when x has one.
 
     The first gradient is copied (gx may be another tensor's gradient too), unless a
-    backward wrote it straight into the buffer; later ones are added in place there.
+    backward wrote it straight into the buffer; later ones are added in place there
+    (unless a backward added it there itself: then gx is the buffer).
     """
     if tuple(gx.shape) != x.shape:  # defensive: every backward returns the input's shape
         raise RuntimeError(f"internal error: gradient of shape {tuple(gx.shape)} for a "
@@ -243,7 +244,8 @@ def _accumulate_leaf(x, gx):
     elif x.grad is None:
         x.grad = gx.copy()
     elif x.grad is buffer:
-        buffer += gx
+        if gx is not buffer:
+            buffer += gx
     else:
         x.grad = x.grad + gx
 
@@ -286,18 +288,20 @@ class Function:
         """Whether input ``i`` wants a gradient: backward may return None for it, unworked."""
         return self.inputs[i].requires_grad
 
-    def gradient_buffer(self, i):
+    def gradient_buffer(self, i, accumulate=False):
         """The array to write input ``i``'s gradient into (``out=``), or None for a new one.
 
         That is the input's ``grad_buffer`` while it holds no gradient yet: a parameter's
         slot in its optimizer's flat gradient array, which run_backward then takes as it
-        is, with no copy. Never for an input given twice (both would write there).
+        is, with no copy. With ``accumulate``, also once the slot holds the gradient: the
+        caller adds to it (``x.grad`` is not None then). Never for an input given twice.
         """
         x = self.inputs[i]
-        if x.grad is not None or x.creator is not None or \
-                sum(y is x for y in self.inputs) > 1:
+        if x.creator is not None or sum(y is x for y in self.inputs) > 1:
             return None
-        return x.grad_buffer
+        if x.grad is None or (accumulate and x.grad is x.grad_buffer):
+            return x.grad_buffer
+        return None
 
     def zeros_like_output(self, i):
         """A zero gradient for output ``i`` (an output the loss does not depend on)."""

@@ -49,12 +49,16 @@ def _shape_text(shape):
 
 
 def _product_gradient(fn, i, a, b):
-    """a @ b as the gradient of ``fn``'s input i, in that input's shape: written straight
-    into its gradient buffer when it has one (``Function.gradient_buffer``)."""
-    out = fn.gradient_buffer(i)
+    """a @ b as the gradient of ``fn``'s input i, in that input's shape. An input that keeps
+    its gradient in a buffer (``Function.gradient_buffer``) gets the product there: written
+    while it holds no gradient, added to it in the same product when it does."""
+    out = fn.gradient_buffer(i, accumulate=True)
     if out is None:
         return (a @ b).reshape(fn.inputs[i].shape)
-    fn.xp.matmul(a, b, out=out.reshape(a.shape[0], b.shape[1]))
+    if fn.inputs[i].grad is None:
+        fn.xp.matmul(a, b, out=out.reshape(a.shape[0], b.shape[1]))
+    else:
+        kernels.matmul_accumulate(a, b, out.reshape(a.shape[0], b.shape[1]))
     return out
 
 
@@ -288,8 +292,8 @@ class BatchNorm(Function):
     dL/dx = gamma / sqrt(var + eps) * g with running statistics. Tutorial 07.
 
     The training-mode arithmetic is ``kernels.batchnorm_forward`` / ``_backward``
-    (the plain version is in kernels/reference.py, the fused ones make one or two
-    passes over the data)."""
+    and ``kernels.batchnorm_update_running`` (the plain versions are in
+    kernels/reference.py, the fused ones make one or two passes over the data)."""
 
     def __init__(self, training, eps, running_mean=None, running_var=None, momentum=0.1):
         self.training, self.eps, self.momentum = training, eps, momentum
@@ -310,21 +314,14 @@ class BatchNorm(Function):
             y, mean, invstd = kernels.batchnorm_forward(x, weight, bias, self.eps)
             self.x, self.weight, self.mean, self.invstd = x, weight, mean, invstd
             if self.running_mean is not None:
-                self._update_running_stats(mean, 1 / (invstd * invstd) - self.eps)
+                kernels.batchnorm_update_running(self.running_mean, self.running_var, mean,
+                                                 invstd, self.momentum, self.count, self.eps)
             return y.reshape(x_shape)
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # broadcasts per channel
         inv_std = 1 / self.xp.sqrt(self.running_var.reshape(shape) + self.eps)
         self.xhat = (x - self.running_mean.reshape(shape)) * inv_std
         self.scale = weight.reshape(shape) * inv_std             # gamma / sigma
         return self.xhat * weight.reshape(shape) + bias.reshape(shape)
-
-    def _update_running_stats(self, mean, var):
-        """In place, as PyTorch: the running variance uses the unbiased batch variance."""
-        m, n = self.momentum, self.count
-        self.running_mean *= 1 - m
-        self.running_mean += m * mean
-        self.running_var *= 1 - m
-        self.running_var += (m * n / (n - 1)) * var
 
     def backward(self, gy):
         if self.training:
@@ -443,7 +440,8 @@ def default_generator(xp):
 
 class Dropout(Function):
     """y = x * mask / (1 - p) with mask ~ Bernoulli(1 - p) (inverted dropout);
-    dy/dx = mask / (1 - p). Tutorial 08."""
+    dy/dx = mask / (1 - p). Tutorial 08. Mask and product are one fused kernel,
+    ``kernels.dropout_forward``."""
 
     def __init__(self, p, rng):
         self.p, self.rng = p, rng
@@ -452,10 +450,9 @@ class Dropout(Function):
         if type(self.rng).__module__.split(".")[0] != self.xp.__name__:
             raise backend.BackendError("dropout: rng must be a Generator of the input's "
                                        "backend (numpy.random or cupy.random)")
-        keep = self.rng.random(x.shape, dtype=self.xp.float32) >= self.p
-        scale = 0.0 if self.p == 1 else 1 / (1 - self.p)
-        self.mask = keep.astype(x.dtype) * scale
-        return x * self.mask
+        uniform = self.rng.random(x.shape, dtype=self.xp.float32)
+        y, self.mask = kernels.dropout_forward(x, uniform, self.p)   # mask: 0 or 1 / (1 - p)
+        return y
 
     def backward(self, gy):
         return gy * self.mask
