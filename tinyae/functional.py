@@ -102,7 +102,7 @@ class Linear(Function):
         else:
             gz, gbias = kernels.bias_act_backward(gy, self.y, self.activation, self.slope, gbias)
         gx = (gz @ self.weight).reshape(self.x.shape) if self.needs_grad(0) else None
-        gweight = _product_gradient(self, 1, gz.T, self.x.reshape(-1, in_features))
+        gweight = _product_gradient(self, 1, gz.T, self.x.reshape(-1, in_features))  # gz^T x
         if self.has_bias:
             return gx, gweight, gbias
         return gx, gweight

@@ -371,6 +371,15 @@ class RawModule(_Kernel):
     """(code=..., ...)"""
 
 
+def _gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
+    raise RealDeviceRequired("cupy.cublas.gemm: the emulated cupy has no cuBLAS. Run it on a "
+                             "GPU, or select the reference kernels (TINYAE_KERNELS=reference).")
+
+
+cublas = types.ModuleType("cupy.cublas", "cuBLAS calls: they need a real device.")
+cublas.gemm = _gemm
+
+
 def __getattr__(name):
     """Any other NumPy name: types and constants as they are, functions on device arrays."""
     value = getattr(numpy, name)
