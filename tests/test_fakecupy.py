@@ -80,6 +80,24 @@ def test_a_kernel_writing_into_out_is_one_launch_and_returns_out(fake):
     assert counts == {"matmul": 1, "sum": 1}
 
 
+def test_a_training_step_copies_no_gradient(on_fake_cupy):
+    """Backward writes each gradient into its slot of the optimizer's flat buffer (a second
+    one is added there), and the optimizer updates the group in one call."""
+    import kernels
+    model = tinyae.nn.Sequential(tinyae.nn.Dense(4, 3), tinyae.nn.ReLU(), tinyae.nn.Dense(3, 2))
+    optimizer = tinyae.optim.Adam(model.parameters())
+    x, y = (tinyae.tensor(np.full(shape, 0.5, dtype="float32")) for shape in ((5, 4), (5, 2)))
+    with kernels.using_mode("reference"):
+        for counted in (False, True):
+            with on_fake_cupy.count_launches() as counts:
+                optimizer.zero_grad()
+                (tinyae.losses.mse(model(x), y) + tinyae.losses.mse(model(x), y)).backward()
+                optimizer.step()
+    assert "copy" not in counts and "setitem" not in counts, counts
+    weight = model[0].weight
+    assert weight.grad is weight.grad_buffer and weight.data is optimizer.flat_groups[0].data_views[0]
+
+
 def test_cuda_kernels_keep_their_source_and_need_a_real_device(fake):
     kernel = fake.ElementwiseKernel("T x", "T y", "y = 2 * x", "tinyae_double")
     assert kernel.name == "tinyae_double" and "y = 2 * x" in kernel.args

@@ -111,6 +111,41 @@ def test_state_dict_resumes_exactly(backend_name, xp, name, kwargs):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
 
 
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=IDS)
+def test_one_call_over_a_flat_group_equals_one_call_per_parameter(backend_name, xp, name,
+                                                                  kwargs):
+    """A group's data, gradients and state are views of one flat array each, and the step
+    over them is bit for bit the step parameter by parameter (one group per parameter)."""
+    grouped, optimizer = tinyae_run(name, kwargs, 6, xp)
+    alone = [tinyae.Parameter(xp.asarray(a)) for a in initial_values()]
+    per_parameter = getattr(optim, name)([{"params": [p]} for p in alone], **kwargs)
+    tinyae_run(name, kwargs, 6, xp, params=alone, optimizer=per_parameter)
+    for p, q in zip(grouped, alone):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    flat = optimizer.flat_groups[0]
+    arrays = [flat.param, flat.grad] + list(flat.state.values())
+    for i, p in enumerate(grouped):
+        owned = [p.data, p.grad] + [v for v in optimizer.state[i].values() if hasattr(v, "shape")]
+        assert len(owned) == len(arrays)
+        for view, whole in zip(owned, arrays):
+            assert view.base is whole or view.base is whole.base
+
+
+def test_load_state_dict_writes_into_the_flat_state():
+    params = [tinyae.Parameter(np.zeros(3)), tinyae.Parameter(np.zeros((2, 2)))]
+    optimizer = optim.Adam(params)
+    for _ in range(2):
+        for p in params:
+            p.grad = backend.to_backend(np.ones(p.shape))
+        optimizer.step()
+    saved, views = optimizer.state_dict(), optimizer.state[1]["exp_avg"]
+    saved["state"][1]["exp_avg"] = np.full((2, 2), 7.0)
+    optimizer.load_state_dict(saved)
+    assert optimizer.state[1]["exp_avg"] is views
+    np.testing.assert_allclose(backend.to_numpy(optimizer.flat_groups[0].state["exp_avg"]),
+                               [0.19] * 3 + [7.0] * 4)   # 0.1 + 0.9 * 0.1, then as loaded
+
+
 def test_state_dict_layout_is_pytorch_like():
     params = [tinyae.Parameter(np.zeros(3)), tinyae.Parameter(np.zeros((2, 2)))]
     optimizer = optim.Adam(params, lr=0.01)

@@ -139,7 +139,8 @@ class Optimizer:
 
     Subclasses set ``defaults`` (hyperparameter name -> default value) and write
     ``init_state(param, group)`` (the fresh state of one parameter) and
-    ``update(param, state, group)`` (one step for one parameter).
+    ``update(param, state, group)`` (one step for one parameter; ``step`` also calls
+    both with a whole group's flat arrays as one parameter, see ``FlatGroup``).
     """
 
     def __init__(self, params, defaults):
@@ -307,6 +308,11 @@ class Optimizer:
                                  f"this optimizer has {len(params)} parameters")
             param, saved_group = params[index]
             state[index] = self._restore_entry(index, param, saved_entry, saved_group)
+            for key, value in state[index].items():  # into the arrays there (flat views)
+                old = self.state.get(index, {}).get(key)
+                if hasattr(value, "shape") and getattr(old, "shape", None) == value.shape:
+                    old[...] = value
+                    state[index][key] = old
         for saved, group in zip(saved_groups, self.param_groups):
             group.update({key: value for key, value in saved.items() if key != "params"})
         self.state = state
