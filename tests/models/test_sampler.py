@@ -181,6 +181,22 @@ def test_round_trip_keeps_only_codes_whose_image_stays_in_the_class():
         sampler.sample(5, label=3, round_trip=object())
 
 
+def test_the_code_of_the_decoded_image_takes_the_posterior_test_only():
+    """Codes of decoded images are no draws from the class density: a round trip that sends
+    them far out on class 3's side (p(3 | z) = 1, log p(z | 3) far below every training
+    code's) keeps them; one that sends them to class 7 does not."""
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    far_out = lambda z: z - [30.0, 0.0]                    # noqa: E731
+    assert (sampler.posterior(far_out(codes[:100]))[:, 0] > 0.999).all()
+    assert (sampler.class_log_density(far_out(codes[:100]), 3)
+            < sampler.class_log_densities_[3][0]).all()
+    sampler.sample(2000, label=3, round_trip=far_out)
+    assert sampler.acceptance_rate_ == pytest.approx(1 - sampler.density_quantile, abs=0.01)
+    with pytest.raises(RuntimeError, match="100% fail the posterior test after the round trip"):
+        sampler.sample(100, label=3, round_trip=lambda z: np.tile([10.0, -5.0], (len(z), 1)))
+
+
 class Mirror:
     """A stand-in autoencoder: the image of code z is z, and its code is -z."""
     training = False
