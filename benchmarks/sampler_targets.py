@@ -6,14 +6,17 @@
    ReLU, sigmoid out, BCE; ``autoencoder_gmm.HIDDEN_LAYERS[9]``) trained 20 epochs on
    all 60,000 MNIST training images, Adam 1e-3, batch 256, seed 0.
 2. A small CNN written in PyTorch (two 5x5 convolutions, max pooling, one hidden
-   Dense layer), trained 2 epochs on the same images; its test accuracy is printed.
-   It is the judge: tinyae neither built nor trained it.
+   Dense layer), trained ``--judge-epochs`` epochs on the same images (with
+   ``--judge-shift S``, each image moved by up to S pixels); its test accuracy is
+   printed. It is the judge: tinyae neither built nor trained it.
 3. For each sampler (one Gaussian per digit at covariance scale 0.5, a 10-component
    mixture per digit at scale 1.0, a 250-component mixture per digit as in the study),
-   200 codes per digit are drawn raw (``inside_class=False``, the study's behaviour),
-   kept (the default: codes whose posterior p(c | z) under the fitted densities is
-   below ``--min-posterior`` are redrawn), and kept with ``round_trip=autoencoder``
-   (the code of the decoded image, embed(decode(z)), must pass the test too).
+   ``--per-class`` codes per digit are drawn raw (``inside_class=False``, the study's
+   behaviour) and kept by the in-class tests (``GMMSampler.inside``): the posterior
+   test alone (p(c | z) >= the first ``--min-posterior``), the default (that and the
+   class-density test at the first ``--density-quantile``), and both with
+   ``round_trip=autoencoder`` (the code of the decoded image, embed(decode(z)), must
+   pass the posterior test too) at every threshold and quantile given.
    Reported: the share the CNN (and tinyae's reference classifier) recognises as the
    requested digit, the acceptance rate, and the spread of the
    decoded samples: their mean pairwise L2 distance in pixel space (real test digits
@@ -37,7 +40,6 @@ import tinyae
 from tinyae import checkpoint, data, models
 from tinyae.studies.autoencoder_gmm import HIDDEN_LAYERS
 
-PER_CLASS = 200
 SAMPLERS = (  # name, kind, components, covariance scale
     ("Gaussian, scale 0.5", "gaussian", 1, 0.5),
     ("mixture K=10, scale 1.0", "mixture", 10, 1.0),
@@ -76,12 +78,25 @@ def judge_network():
         torch.nn.Linear(128, 10))
 
 
-def trained_judge(x_train, y_train, epochs, seed, cache):
-    """A CNN trained with PyTorch (Adam 1e-3, batch 128); weights cached as plain arrays."""
+def shifted(images, rng, most):
+    """Each image moved by its own random whole number of pixels, up to ``most`` in x and
+    in y, zeros shifted in: the light augmentation of the judge's training."""
+    n, height, width = len(images), images.shape[2], images.shape[3]
+    padded = numpy.pad(images, ((0, 0), (0, 0), (most, most), (most, most)))
+    down, right = rng.integers(0, 2 * most + 1, size=(2, n))
+    rows = (down[:, None] + numpy.arange(height))[:, :, None]
+    columns = (right[:, None] + numpy.arange(width))[:, None, :]
+    return padded[numpy.arange(n)[:, None, None], 0, rows, columns][:, None]
+
+
+def trained_judge(x_train, y_train, epochs, seed, cache, shift=0):
+    """A CNN trained with PyTorch (Adam 1e-3, batch 128; with ``shift``, each batch's
+    images moved by up to that many pixels); weights cached as plain arrays."""
     import torch
     torch.manual_seed(seed)
     net = judge_network()
-    path = cache / f"judge-cnn-{epochs}ep-seed{seed}.npz"
+    augmented = f"-shift{shift}" if shift else ""
+    path = cache / f"judge-cnn-{epochs}ep{augmented}-seed{seed}.npz"
     if path.exists():
         with numpy.load(path, allow_pickle=False) as stored:
             net.load_state_dict({k: torch.from_numpy(stored[k]) for k in stored.files})
@@ -95,7 +110,9 @@ def trained_judge(x_train, y_train, epochs, seed, cache):
         order = torch.from_numpy(rng.permutation(len(xt)))
         for begin in range(0, len(xt), 128):
             rows = order[begin:begin + 128]
-            loss = torch.nn.functional.cross_entropy(net(xt[rows]), yt[rows])
+            images = xt[rows] if not shift else torch.from_numpy(
+                shifted(x_train[rows.numpy()], rng, shift))
+            loss = torch.nn.functional.cross_entropy(net(images), yt[rows])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -156,12 +173,17 @@ def judged(name, images, requested, judge, x_train):
 
 def evaluate_samplers(ae, judge, x_train, y_train, x_test, y_test, args):
     codes = embed(ae, x_train)
-    requested = numpy.repeat(numpy.arange(10), PER_CLASS)
-    real = numpy.concatenate([x_test[y_test == c][:PER_CLASS] for c in range(10)])
-    print(f"real test digits ({PER_CLASS} per class): pairwise "
+    per_class = args.per_class
+    requested = numpy.repeat(numpy.arange(10), per_class)
+    real = numpy.concatenate([x_test[y_test == c][:per_class] for c in range(10)])
+    print(f"real test digits ({per_class} per class): pairwise "
           f"{mean_pairwise_distance(real, requested):.2f}, nearest train "
           f"{nearest_training_distance(real, x_train):.2f}; CNN recognises "
           f"{100 * (judge_predictions(judge, real) == requested).mean():.1f}%", flush=True)
+    shown = slice(0, 10000)
+    recognised = judge_predictions(judge, decode(ae, codes[shown])) == y_train[shown]
+    print(f"the autoencoder's reconstructions of the first 10,000 training digits: CNN "
+          f"recognises {100 * recognised.mean():.1f}%", flush=True)
     for name, kind, k, scale in SAMPLERS:
         if not args.min_components <= k <= args.max_components:
             continue
@@ -170,27 +192,34 @@ def evaluate_samplers(ae, judge, x_train, y_train, x_test, y_test, args):
                                     max_iter=args.max_iter)
         sampler.fit(codes, y_train)
         print(f"{name} (fit {time.perf_counter() - start:.0f} s)", flush=True)
-        raw = numpy.concatenate([sampler.sample(PER_CLASS, label=c, inside_class=False)
+        raw = numpy.concatenate([sampler.sample(per_class, label=c, inside_class=False)
                                  for c in range(10)])
         judged("raw", decode(ae, raw), requested, judge, x_train)
-        for threshold in args.min_posterior:
-            sampler.min_posterior = threshold
-            for round_trip, how, short in ((None, "kept", "kept"),
-                                           (ae, "kept + round trip", "trip")):
-                if round_trip is None and threshold != args.min_posterior[0]:
-                    continue          # the code-only test: at the first threshold only
-                kept, rates = [], []
-                try:
-                    for c in range(10):
-                        kept.append(sampler.sample(PER_CLASS, label=c, round_trip=round_trip))
-                        rates.append(sampler.acceptance_rate_)
-                except RuntimeError as error:
-                    print(f"  {how} at {threshold}: {error}", flush=True)
-                    continue
-                print(f"  {how}: p(c | z) >= {threshold}, acceptance "
-                      f"{100 * numpy.mean(rates):.1f}% (lowest {100 * min(rates):.1f}%, digit "
-                      f"{int(numpy.argmin(rates))})", flush=True)
-                judged(short, decode(ae, numpy.concatenate(kept)), requested, judge, x_train)
+        for how, short, threshold, quantile, round_trip in kept_rows(args, ae):
+            sampler.min_posterior, sampler.density_quantile = threshold, quantile
+            kept, rates = [], []
+            try:
+                for c in range(10):
+                    kept.append(sampler.sample(per_class, label=c, round_trip=round_trip))
+                    rates.append(sampler.acceptance_rate_)
+            except RuntimeError as error:
+                print(f"  {how}: {error}", flush=True)
+                continue
+            print(f"  {how}: p(c | z) >= {threshold}, density quantile {quantile}, acceptance "
+                  f"{100 * numpy.mean(rates):.1f}% (lowest {100 * min(rates):.1f}%, digit "
+                  f"{int(numpy.argmin(rates))})", flush=True)
+            judged(short, decode(ae, numpy.concatenate(kept)), requested, judge, x_train)
+
+
+def kept_rows(args, ae):
+    """The in-class tests compared: (description, short name, min_posterior,
+    density_quantile, round_trip) for each row of kept samples."""
+    first, density = args.min_posterior[0], args.density_quantile[0]
+    rows = [("kept, posterior test only", "post", first, 0.0, None),
+            ("kept", "kept", first, density, None)]
+    rows += [("kept + round trip", "trip", threshold, quantile, ae)
+             for threshold in args.min_posterior for quantile in args.density_quantile]
+    return rows
 
 
 def cpu_model():
@@ -208,10 +237,17 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $TINYAE_DATA)")
     parser.add_argument("--epochs", type=int, default=20, help="autoencoder epochs")
     parser.add_argument("--judge-epochs", type=int, default=2)
+    parser.add_argument("--judge-shift", type=int, default=0,
+                        help="train the judge on images moved by up to this many pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-class", type=int, default=200,
+                        help="samples drawn per digit for each row (and real test digits)")
     parser.add_argument("--cache", default="/tmp/tinyae-sampler-targets")
     parser.add_argument("--min-posterior", type=float, nargs="+", default=[0.9, 0.99],
                         help="thresholds on p(c | z) for the kept samples")
+    parser.add_argument("--density-quantile", type=float, nargs="+", default=[0.01],
+                        help="floors of the class-density test: quantiles of the class's "
+                             "training codes' log p(z | c)")
     parser.add_argument("--max-iter", type=int, default=100, help="EM iterations per mixture")
     parser.add_argument("--max-components", type=int, default=250,
                         help="skip the samplers with more components (a quick look)")
@@ -227,9 +263,11 @@ def main(argv=None):
     x_train, y_train = data.load_mnist(args.data_dir, split="train")
     x_test, y_test = data.load_mnist(args.data_dir, split="test")
     start = time.perf_counter()
-    judge = trained_judge(x_train, y_train, args.judge_epochs, args.seed, cache)
+    judge = trained_judge(x_train, y_train, args.judge_epochs, args.seed, cache,
+                          args.judge_shift)
     judge_accuracy = float((judge_predictions(judge, x_test) == y_test).mean())
-    print(f"judge: PyTorch CNN, {args.judge_epochs} epochs, test accuracy "
+    print(f"judge: PyTorch CNN, {args.judge_epochs} epochs"
+          f"{f', shifts up to {args.judge_shift} px' if args.judge_shift else ''}, test accuracy "
           f"{100 * judge_accuracy:.2f}%", flush=True)
     ae = trained_autoencoder(x_train, args.epochs, args.seed, cache)
     if args.prepare_only:

@@ -55,7 +55,11 @@ def test_mixture_components_are_capped_by_the_class_size_with_a_warning():
     with pytest.warns(UserWarning, match="only 40 codes"):
         sampler = models.GMMSampler("mixture", n_components=250, seed=0).fit(codes, labels)
     assert len(sampler.components_[3][0]) == 40
-    assert sampler.sample(5, label=3).shape == (5, 2)
+    assert sampler.sample(5, label=3, inside_class=False).shape == (5, 2)
+    # One code per component: each training code sits at a component's centre, denser
+    # than any draw, so the class-density test keeps none, and says why.
+    with pytest.raises(RuntimeError, match=r"100% where almost none.*n_components"):
+        sampler.sample(5, label=3)
 
 
 def test_same_seed_same_samples():
@@ -177,6 +181,22 @@ def test_round_trip_keeps_only_codes_whose_image_stays_in_the_class():
         sampler.sample(5, label=3, round_trip=object())
 
 
+def test_the_code_of_the_decoded_image_takes_the_posterior_test_only():
+    """Codes of decoded images are no draws from the class density: a round trip that sends
+    them far out on class 3's side (p(3 | z) = 1, log p(z | 3) far below every training
+    code's) keeps them; one that sends them to class 7 does not."""
+    codes, labels = two_classes()
+    sampler = models.GMMSampler("gaussian", seed=0).fit(codes, labels)
+    far_out = lambda z: z - [30.0, 0.0]                    # noqa: E731
+    assert (sampler.posterior(far_out(codes[:100]))[:, 0] > 0.999).all()
+    assert (sampler.class_log_density(far_out(codes[:100]), 3)
+            < sampler.class_log_densities_[3][0]).all()
+    sampler.sample(2000, label=3, round_trip=far_out)
+    assert sampler.acceptance_rate_ == pytest.approx(1 - sampler.density_quantile, abs=0.01)
+    with pytest.raises(RuntimeError, match="100% fail the posterior test after the round trip"):
+        sampler.sample(100, label=3, round_trip=lambda z: np.tile([10.0, -5.0], (len(z), 1)))
+
+
 class Mirror:
     """A stand-in autoencoder: the image of code z is z, and its code is -z."""
     training = False
@@ -204,6 +224,48 @@ def test_round_trip_through_a_model_is_decode_then_embed():
     assert kept.shape == (100, 2) and sampler.acceptance_rate_ > 0.95
     with pytest.raises(RuntimeError, match="also after the round trip"):
         sampler.sample(100, label=7, round_trip=Mirror())          # -z of a 7 is no 7
+
+
+def test_class_density_test_rejects_draws_where_no_training_code_lies():
+    """One class, N(0, I): its training codes' log-density is below the 5% quantile
+    exactly outside the circle |z| = r holding 95% of them. Drawn with the covariance
+    x 4, a share 1 - exp(-r^2 / 8) of the draws lies inside it; only those are kept."""
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((20000, 2)).astype(np.float32)
+    sampler = models.GMMSampler("gaussian", covariance_scale=4.0, density_quantile=0.05,
+                                seed=0).fit(codes)
+    radius = np.quantile(np.linalg.norm(codes, axis=1), 0.95)
+    raw = sampler.sample(4000, inside_class=False)
+    assert (np.linalg.norm(raw, axis=1) > radius).mean() > 0.4       # wide draws stray
+    kept = sampler.sample(4000)
+    assert (np.linalg.norm(kept, axis=1) <= radius * 1.02).all()
+    assert sampler.acceptance_rate_ == pytest.approx(1 - np.exp(-radius**2 / 8), abs=0.03)
+    floor = sampler.class_log_density_floor(None)
+    assert (sampler.class_log_density(kept, None) >= floor).all()
+    assert np.mean(sampler.class_log_density(codes, None) < floor) == pytest.approx(0.05,
+                                                                                     abs=0.01)
+
+
+def test_class_density_test_catches_what_the_posterior_cannot():
+    """Two far-apart classes: a wide draw for class 3 is far from every code, yet its
+    posterior p(3 | z) is near 1. Only the class-density test removes it; a
+    density_quantile of 0 switches that test off."""
+    codes, labels = two_classes()
+    wide = dict(covariance_scale=9.0, seed=0, density_quantile=0.01)
+    sampler = models.GMMSampler("gaussian", **wide).fit(codes, labels)
+    raw = sampler.sample(4000, label=3, inside_class=False)
+    mahalanobis = np.sqrt(raw[:, 0] ** 2 + raw[:, 1] ** 2 / 4)
+    lonely = mahalanobis > 3.5                  # beyond every training code but about 1 in 460
+    posterior = sampler.posterior(raw)[:, 0]
+    assert lonely.mean() > 0.3 and np.median(posterior[lonely]) > 0.99
+    kept = sampler.sample(4000, label=3)
+    assert np.sqrt(kept[:, 0] ** 2 + kept[:, 1] ** 2 / 4).max() < 3.3
+    assert sampler.acceptance_rate_ < 0.5
+    off = models.GMMSampler("gaussian", **dict(wide, density_quantile=0.0)).fit(codes, labels)
+    off.sample(4000, label=3)
+    assert off.acceptance_rate_ > 0.9           # the posterior test alone keeps them
+    with pytest.raises(ValueError, match="density_quantile"):
+        models.GMMSampler(density_quantile=1.0)
 
 
 def test_too_low_an_acceptance_rate_is_a_clear_error():

@@ -26,12 +26,16 @@ frequencies p(c), so Bayes' rule gives each code's class posterior
     p(c | z) = p(z | c) p(c) / sum_c' p(z | c') p(c'),
 
 and a code drawn for class c whose posterior is below ``min_posterior`` lies,
-by the fitted densities' own account, in another class's region. By default
-``sample`` redraws such codes until ``n`` are kept (``inside_class=False``
-gives the raw draws) and records the share kept in ``acceptance_rate_``.
+by the fitted densities' own account, in another class's region. A code can
+also lie in no class's region: a mixture's thin components have tails where
+no training code of c lies. So a kept code must also have a class density
+log p(z | c) at least that of the lowest ``density_quantile`` (1%) of c's own
+training codes. By default ``sample`` redraws codes that fail either test
+until ``n`` are kept (``inside_class=False`` gives the raw draws) and records
+the share kept in ``acceptance_rate_``.
 A decoder can still turn a code well inside class c into an image that is no
-clear c; ``sample(..., round_trip=model)`` also tests the code of the decoded
-image, ``model.embed(model.decode(z))``. ``check(codes)`` applies the test to
+clear c; ``sample(..., round_trip=model)`` also applies the posterior test to
+the code of the decoded image, ``model.embed(model.decode(z))``. ``check(codes)`` applies the test to
 any codes (an interpolation, a latent-arithmetic step) and also flags the ones
 far from every class's density, whose log-density p(z) is below that of 99% of
 the training codes.
@@ -49,7 +53,8 @@ KINDS = ("gaussian", "mixture")
 
 # Codes whose posterior is scored at once (a (components, rows, latent_dim) block).
 _SCORE_ROWS = 512
-# Training codes scored to place the "far from every class" floor of ``check``.
+# Training codes scored to place the "far from every class" floor of ``check``, and,
+# per class, the floor of the class-density test.
 _FLOOR_CODES = 2000
 
 CodeCheck = collections.namedtuple("CodeCheck", "label posterior log_density far")
@@ -75,6 +80,9 @@ class GMMSampler:
             posterior p(c | z) is at least ``min_posterior`` (True), or return the
             raw draws (False, the study's behaviour).
         min_posterior: the posterior a code drawn for class c needs to be kept.
+        density_quantile: a code drawn for class c is kept only when log p(z | c) is
+            at least this quantile of log p(z_i | c) over c's own training codes
+            (0 switches the test off).
         min_acceptance: ``sample`` gives up, with an error, once it has drawn
             n / min_acceptance codes for a class without keeping n.
         far_quantile: ``check`` calls a code far when its log-density is below
@@ -82,7 +90,9 @@ class GMMSampler:
         max_iter: EM iterations of each mixture fit (scikit-learn's ``max_iter``).
 
     Attributes (after ``fit``): ``classes_`` (the labels, or ``[None]``),
-    ``priors_`` (class frequencies), ``latent_dim_``, ``log_density_floor_``;
+    ``priors_`` (class frequencies), ``latent_dim_``, ``log_density_floor_``,
+    ``class_log_densities_`` (per class, the sorted log p(z_i | c) of up to 2,000 of
+    its training codes: where the class-density test puts its floor);
     after ``sample``: ``acceptance_rate_`` (codes kept / codes drawn) and
     ``acceptance_by_class_``.
 
@@ -96,8 +106,8 @@ class GMMSampler:
     """
 
     def __init__(self, kind="gaussian", n_components=10, covariance_scale=1.0, seed=0,
-                 reg_covar=1e-6, inside_class=True, min_posterior=0.9, min_acceptance=0.01,
-                 far_quantile=0.01, max_iter=100):
+                 reg_covar=1e-6, inside_class=True, min_posterior=0.9, density_quantile=0.01,
+                 min_acceptance=0.01, far_quantile=0.01, max_iter=100):
         if kind not in KINDS:
             raise ValueError(f"GMMSampler: kind must be one of {KINDS}, got {kind!r}")
         if int(n_components) < 1:
@@ -107,6 +117,9 @@ class GMMSampler:
         if not 0 <= min_posterior <= 1:
             raise ValueError(f"GMMSampler: min_posterior is a probability in [0, 1], got "
                              f"{min_posterior}")
+        if not 0 <= density_quantile < 1:
+            raise ValueError(f"GMMSampler: density_quantile must be in [0, 1), got "
+                             f"{density_quantile}")
         if not 0 < min_acceptance <= 1:
             raise ValueError(f"GMMSampler: min_acceptance must be in (0, 1], got "
                              f"{min_acceptance}")
@@ -119,6 +132,7 @@ class GMMSampler:
         self.reg_covar = float(reg_covar)
         self.inside_class = bool(inside_class)
         self.min_posterior = float(min_posterior)
+        self.density_quantile = float(density_quantile)
         self.min_acceptance = float(min_acceptance)
         self.far_quantile = float(far_quantile)
         self.max_iter = int(max_iter)
@@ -142,14 +156,16 @@ class GMMSampler:
         self.latent_dim_ = codes.shape[1]
         self.classes_ = list(groups)
         self.priors_ = numpy.array([len(group) for group in groups.values()], float) / len(codes)
-        self.components_ = {}
-        self._whiteners = {}
+        self.components_, self._whiteners, self.class_log_densities_ = {}, {}, {}
         for label, group in groups.items():
             if self.kind == "gaussian":
                 self.components_[label] = self._fit_gaussian(group, label)
             else:
                 self.components_[label] = self._fit_mixture(group, label)
             self._whiteners[label] = _whiteners(self.components_[label][2])
+        for label, group in groups.items():       # the floors of the class-density test
+            scored = group[self.rng.permutation(len(group))[:_FLOOR_CODES]]
+            self.class_log_densities_[label] = numpy.sort(self.class_log_density(scored, label))
         scored = codes[self.rng.permutation(len(codes))[:_FLOOR_CODES]]
         self.log_density_floor_ = float(numpy.quantile(self.log_density(scored),
                                                        self.far_quantile))
@@ -196,6 +212,18 @@ class GMMSampler:
         return numpy.stack([_log_mixture_density(codes, *self.components_[label][:2],
                                                  *self._whiteners[label])
                             for label in self.classes_], axis=1) + numpy.log(self.priors_)
+
+    def class_log_density(self, codes, label):
+        """log p(z | c) of one class ``label`` for every code: shape (n,)."""
+        codes = self._codes_to_score(codes)
+        return _log_mixture_density(codes, *self.components_[label][:2], *self._whiteners[label])
+
+    def class_log_density_floor(self, label):
+        """The ``density_quantile`` of log p(z_i | label) over the class's own training codes:
+        a code drawn for ``label`` below it lies where almost none of them lie."""
+        if self.density_quantile == 0:
+            return -math.inf
+        return float(numpy.quantile(self.class_log_densities_[label], self.density_quantile))
 
     def posterior(self, codes):
         """p(c | z) = p(z | c) p(c) / sum_c' p(z | c') p(c'): shape (n, len(classes_))."""
@@ -251,9 +279,9 @@ class GMMSampler:
 
         ``round_trip``: the autoencoder whose codes these are (or any function
         codes -> codes). A decoder can turn a code inside class c into an image
-        that is no clear c; with ``round_trip`` a kept code must also pass the
-        test after the trip z -> decode -> embed, the image's own code. Only
-        used when keeping codes inside their class.
+        that is no clear c; with ``round_trip`` the code of a kept code's image,
+        z -> decode -> embed, must also have p(c | image's code) >= min_posterior.
+        Only used when keeping codes inside their class.
         """
         if self.classes_ is None:
             raise RuntimeError("GMMSampler.sample: call fit(codes, labels) first")
@@ -297,41 +325,75 @@ class GMMSampler:
                 means[k], covariances[k] * self.covariance_scale, size=len(rows), method="eigh")
         return out
 
+    def inside(self, codes, label):
+        """Which codes lie inside class ``label``: p(label | z) >= min_posterior (another
+        class's region is not c's) and log p(z | label) >= ``class_log_density_floor``
+        (nor is a region where almost no training code of c lies). Boolean, shape (n,)."""
+        in_region, dense = self._class_tests(codes, label)
+        return in_region & dense
+
+    def _class_tests(self, codes, label):
+        """The two tests of ``inside``, apart: (posterior passed, class density passed)."""
+        joint = self.log_joint(codes)
+        column = self.classes_.index(label)
+        own = joint[:, column]                                   # log p(z | c) + log p(c)
+        dense = own - numpy.log(self.priors_[column]) >= self.class_log_density_floor(label)
+        if len(self.classes_) == 1:                              # p(c | z) = 1
+            return numpy.ones(len(own), bool), dense
+        return numpy.exp(own - _logsumexp(joint)) >= self.min_posterior, dense
+
     def _sample_inside(self, label, n, round_trip=None):
-        """Draw from class ``label`` until ``n`` codes have p(label | z) >= min_posterior
-        (and, with ``round_trip``, the codes of their decoded images too).
+        """Draw from class ``label`` until ``n`` codes lie inside it (``inside``), and, with
+        ``round_trip``, the codes of their decoded images pass the posterior test too.
 
         Returns the n codes, how many drawn codes passed and how many were drawn.
         """
         if round_trip is not None and (hasattr(round_trip, "decode") or not callable(round_trip)):
             round_trip = _decode_and_embed(round_trip)      # a model (itself callable)
-        if len(self.classes_) == 1:          # no other class to stray into
-            return self._sample_class(label, n), n, n
-        column = self.classes_.index(label)
         budget = math.ceil(n / self.min_acceptance)
         kept, accepted, drawn = [], 0, 0
         while accepted < n:
             if drawn >= budget:
-                raise RuntimeError(
-                    f"GMMSampler.sample: only {accepted} of the {drawn} codes drawn for class "
-                    f"{label!r} lie inside it (p({label!r} | z) >= min_posterior="
-                    f"{self.min_posterior}{', also after the round trip' if round_trip else ''}"
-                    f"): an acceptance rate of {accepted / drawn:.2%}, "
-                    f"below min_acceptance={self.min_acceptance}, so {n} codes would take too "
-                    "many draws. Its density overlaps the other classes'; lower "
-                    "covariance_scale or min_posterior, or pass inside_class=False for the raw "
-                    "draws")
+                raise RuntimeError(self._too_few_inside(label, n, accepted, drawn, round_trip))
             rate = (accepted + 1) / (drawn + 1)      # an estimate that starts at 1
             batch = min(budget - drawn, math.ceil(1.2 * (n - accepted) / rate) + 8)
             z = self._sample_class(label, batch)
-            inside = self.posterior(z)[:, column] >= self.min_posterior
+            inside = self.inside(z, label)
             if round_trip is not None and inside.any():
+                # The image's code takes the posterior test only: codes of decoded images
+                # lie less dense than the training codes a mixture was fitted to, so the
+                # floor those set would throw most of them away (benchmarks/RESULTS.md).
                 again = _host_codes(round_trip(z[inside].astype(numpy.float32)), "round trip codes")
-                inside[inside] = self.posterior(again)[:, column] >= self.min_posterior
+                inside[inside] = self._class_tests(again, label)[0]
             kept.append(z[inside])
             accepted += int(inside.sum())
             drawn += batch
         return numpy.concatenate(kept)[:n], accepted, drawn
+
+    def _too_few_inside(self, label, n, accepted, drawn, round_trip):
+        """The error of a class whose draws are too seldom kept, with which test failed."""
+        z = self._sample_class(label, 1000)
+        in_region, dense = self._class_tests(z, label)
+        trip = ""
+        if round_trip is not None and (in_region & dense).any():
+            again = _host_codes(round_trip(z[in_region & dense].astype(numpy.float32)),
+                                "round trip codes")
+            lost = 1 - self._class_tests(again, label)[0].mean()
+            trip = (f"; of those that pass both, {lost:.0%} fail the posterior test after the "
+                    "round trip (their decoded images' codes lie in another class's region: "
+                    "the autoencoder may need more training)")
+        return (f"GMMSampler.sample: only {accepted} of the {drawn} codes drawn for class "
+                f"{label!r} lie inside it{' (also after the round trip)' if round_trip else ''}"
+                f": an acceptance rate of {accepted / drawn:.2%}, below "
+                f"min_acceptance={self.min_acceptance}, so {n} codes would take too many draws. "
+                f"Of the codes drawn, {1 - in_region.mean():.0%} fall in another class's region "
+                f"(p({label!r} | z) < min_posterior={self.min_posterior}; lower "
+                f"covariance_scale or min_posterior) and {1 - dense.mean():.0%} where almost "
+                f"none of the class's training codes lie (log p(z | {label!r}) below its "
+                f"training codes' density_quantile={self.density_quantile}; lower "
+                "covariance_scale, density_quantile or n_components: a mixture fitted to few "
+                f"codes per component is denser at its training codes than at its own draws)"
+                f"{trip}. inside_class=False gives the raw draws")
 
     def __repr__(self):
         fitted = f", classes={self.classes_}" if self.classes_ is not None else ""

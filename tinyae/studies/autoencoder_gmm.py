@@ -105,10 +105,11 @@ def run(settings, out):
 
 
 def _raw_and_kept_samples(model, sampler, classes, per_class, out):
-    """The mixture's raw draws (as the study drew them) beside the draws kept by the
-    posterior test p(c | z) >= min_posterior, for the code and for the code of its decoded
-    image (tutorial 12), and the share of each that tinyae's reference classifier
-    recognises as the digit asked for."""
+    """The mixture's raw draws (as the study drew them) beside the draws kept inside their
+    class (``GMMSampler.inside``: the posterior test p(c | z) >= min_posterior and the
+    class-density test, tutorial 12), for the code and for the code of its decoded image,
+    and the share of each that tinyae's reference classifier recognises as the digit
+    asked for."""
     raw = [decode_all(model, sampler.sample(per_class, label=c, inside_class=False))
            for c in classes]
     trip = True
@@ -124,7 +125,9 @@ def _raw_and_kept_samples(model, sampler, classes, per_class, out):
         conditional_accuracy(classifier_outputs(numpy.concatenate(batches)).probabilities,
                              requested) for batches in (raw, kept))
     after = " before and after decode -> embed" if trip else " (the round trip kept too few)"
-    return (f"mixture samples, raw and kept (p(c | z) >= {sampler.min_posterior}{after}; "
+    return (f"mixture samples, raw and kept (p(c | z) >= {sampler.min_posterior} and "
+            f"log p(z | c) above the {sampler.density_quantile:.0%} quantile of the digit's "
+            f"training codes{after}; "
             f"{numpy.mean(rates):.0%} of the draws kept): tinyae's reference classifier "
             f"recognises {raw_share:.0%} of the raw and {kept_share:.0%} of the kept as the "
             "digit asked for (a classifier tinyae did not train: benchmarks/sampler_targets.py)")
