@@ -360,15 +360,20 @@ class GMMSampler:
             z = self._sample_class(label, batch)
             inside = self.inside(z, label)
             if round_trip is not None and inside.any():
-                # The image's code takes the posterior test only: codes of decoded images
-                # lie less dense than the training codes a mixture was fitted to, so the
-                # floor those set would throw most of them away (benchmarks/RESULTS.md).
-                again = _host_codes(round_trip(z[inside].astype(numpy.float32)), "round trip codes")
-                inside[inside] = self._class_tests(again, label)[0]
+                inside[inside] = self._passes_round_trip(z[inside], label, round_trip)
             kept.append(z[inside])
             accepted += int(inside.sum())
             drawn += batch
         return numpy.concatenate(kept)[:n], accepted, drawn
+
+    def _passes_round_trip(self, z, label, round_trip):
+        """Whether the code of each code's decoded image passes the posterior test.
+
+        The image's code takes the posterior test only: codes of decoded images lie less
+        dense than the training codes a mixture was fitted to, so the floor those set
+        would throw most of them away (benchmarks/RESULTS.md)."""
+        again = _host_codes(round_trip(z.astype(numpy.float32)), "round trip codes")
+        return self._class_tests(again, label)[0]
 
     def _too_few_inside(self, label, n, accepted, drawn, round_trip):
         """The error of a class whose draws are too seldom kept, with which test failed."""
@@ -376,9 +381,7 @@ class GMMSampler:
         in_region, dense = self._class_tests(z, label)
         trip = ""
         if round_trip is not None and (in_region & dense).any():
-            again = _host_codes(round_trip(z[in_region & dense].astype(numpy.float32)),
-                                "round trip codes")
-            lost = 1 - self._class_tests(again, label)[0].mean()
+            lost = 1 - self._passes_round_trip(z[in_region & dense], label, round_trip).mean()
             trip = (f"; of those that pass both, {lost:.0%} fail the posterior test after the "
                     "round trip (their decoded images' codes lie in another class's region: "
                     "the autoencoder may need more training)")
