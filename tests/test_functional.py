@@ -278,6 +278,77 @@ def test_batch_norm_errors(rng):
         F.batch_norm(to_tensor(np.ones((4, 3))), None, None, to_tensor(np.ones(2)), training=True)
     with pytest.raises(ValueError, match=r"needs input \(N, C, ...\), got shape \(4,\)"):
         F.batch_norm(to_tensor(np.ones(4)), None, None, training=True)
+    with pytest.raises(ValueError, match="batch_norm: unknown activation 'softplus'"):
+        F.batch_norm(to_tensor(np.ones((4, 3))), None, None, training=True,
+                     activation="softplus")
+    with pytest.raises(ValueError, match="batch_norm: a fused leaky_relu needs negative_slope > 0"):
+        F.batch_norm(to_tensor(np.ones((4, 3))), None, None, training=True,
+                     activation="leaky_relu", negative_slope=0.0)
+
+
+TORCH_ACTIVATIONS = {"relu": lambda torch, t: torch.relu(t),
+                     "leaky_relu": lambda torch, t: torch.nn.functional.leaky_relu(t, 0.2),
+                     "sigmoid": lambda torch, t: torch.sigmoid(t),
+                     "tanh": lambda torch, t: torch.tanh(t)}
+
+
+@pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
+@pytest.mark.parametrize("shape, training", [((5, 3), True), ((3, 2, 4, 5), True),
+                                             ((3, 2, 4, 5), False)])
+def test_batch_norm_with_fused_activation_matches_torch(backend_name, torch, rng, activation,
+                                                         shape, training):
+    c = shape[1]
+    mean, var = rng.standard_normal(c), rng.uniform(0.5, 2, c)
+    our_mean, our_var = to_tensor(mean), to_tensor(var)
+    torch_mean, torch_var = torch.tensor(mean), torch.tensor(var)
+    arrays = [rng.standard_normal(shape), rng.standard_normal(c), rng.standard_normal(c)]
+    run_both(torch,
+             lambda x, g, b: F.batch_norm(x, our_mean, our_var, g, b, training,
+                                          activation=activation, negative_slope=0.2),
+             lambda x, g, b: TORCH_ACTIVATIONS[activation](torch, torch.nn.functional.batch_norm(
+                 x, torch_mean, torch_var, g, b, training=training)),
+             arrays)
+    close(our_mean, torch_mean)   # the running statistics move as without the activation
+    close(our_var, torch_var)
+
+
+@pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
+@pytest.mark.parametrize("shape, training", [((4, 3), True), ((3, 2, 2, 3), True),
+                                             ((3, 2, 2, 3), False)])
+def test_batch_norm_with_fused_activation_gradcheck(backend_name, rng, activation, shape,
+                                                    training):
+    c = shape[1]
+    running_mean, running_var = to_tensor(np.zeros(c)), to_tensor(np.ones(c))
+    x = to_tensor(rng.standard_normal(shape), requires_grad=True)
+    gamma = to_tensor(rng.standard_normal(c), requires_grad=True)
+    beta = to_tensor(rng.standard_normal(c), requires_grad=True)
+    assert tinyae.gradcheck(
+        lambda x, g, b: F.batch_norm(x, running_mean, running_var, g, b, training,
+                                     activation=activation, negative_slope=0.2),
+        x, gamma, beta)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_with_fused_activation_equals_separate_ops(backend_name, rng, training):
+    x = to_tensor(rng.standard_normal((4, 3, 2, 5)), requires_grad=True)
+    gamma = to_tensor(rng.standard_normal(3), requires_grad=True)
+    beta = to_tensor(rng.standard_normal(3), requires_grad=True)
+    seed = rng.standard_normal((4, 3, 2, 5))
+    results = []
+    for fused in (True, False):
+        mean, var = to_tensor(np.zeros(3)), to_tensor(np.ones(3))
+        for t in (x, gamma, beta):
+            t.grad = None
+        if fused:
+            y = F.batch_norm(x, mean, var, gamma, beta, training, activation="leaky_relu",
+                             negative_slope=0.2)
+        else:
+            y = F.leaky_relu(F.batch_norm(x, mean, var, gamma, beta, training), 0.2)
+        y.backward(to_tensor(seed))
+        results.append([y.numpy(), mean.numpy(), var.numpy()]
+                       + [host(t.grad) for t in (x, gamma, beta)])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)
 
 
 # ---------------------------------------------------------------- dropout

@@ -108,6 +108,18 @@ class Linear(Function):
         return gx, gweight
 
 
+def _check_fused_activation(op, activation, negative_slope):
+    """The ValueError for an activation an op cannot fuse (linear and batch_norm)."""
+    if activation not in kernels.FUSED_ACTIVATIONS:
+        raise ValueError(f"{op}: unknown activation {activation!r}; choose one of "
+                         f"{kernels.FUSED_ACTIVATIONS}")
+    if activation == "leaky_relu" and not negative_slope > 0:
+        # The backward reads the mask off the output (y > 0 exactly where z > 0), which
+        # only holds for a positive slope.
+        raise ValueError(f"{op}: a fused leaky_relu needs negative_slope > 0, got "
+                         f"{negative_slope}; apply tinyae.leaky_relu to {op}'s output instead")
+
+
 def linear(x, weight, bias=None, activation="identity", negative_slope=0.01):
     """y = activation(x @ weight.T + bias), weight (out_features, in_features) as in PyTorch.
 
@@ -121,14 +133,7 @@ def linear(x, weight, bias=None, activation="identity", negative_slope=0.01):
         y = F.linear(x, weight, bias)                      # (N, 3) @ (4, 3).T + (4,) -> (N, 4)
         h = F.linear(x, weight, bias, activation="relu")   # relu(x @ W.T + b) in one pass
     """
-    if activation not in kernels.FUSED_ACTIVATIONS:
-        raise ValueError(f"linear: unknown activation {activation!r}; choose one of "
-                         f"{kernels.FUSED_ACTIVATIONS}")
-    if activation == "leaky_relu" and not negative_slope > 0:
-        # The backward reads the mask off the output (y > 0 exactly where z > 0), which
-        # only holds for a positive slope.
-        raise ValueError(f"linear: a fused leaky_relu needs negative_slope > 0, got "
-                         f"{negative_slope}; apply tinyae.leaky_relu to linear's output instead")
+    _check_fused_activation("linear", activation, negative_slope)
     fn = Linear(activation, negative_slope)
     if bias is None:
         return fn.apply(x, weight)
@@ -285,19 +290,24 @@ def _array(value):
 
 
 class BatchNorm(Function):
-    """y = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps) per channel (axis 1);
+    """y = act(z), z = gamma * xhat + beta, xhat = (x - mean) / sqrt(var + eps) per channel
+    (axis 1); with g = dL/dz = dL/dy * act'(z) (read off y, as Linear):
     dL/dgamma = sum(g * xhat), dL/dbeta = sum(g), and with batch statistics
     dL/dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat))
-    (g = dL/dy; sums and means over every axis but the channel), or
+    (sums and means over every axis but the channel), or
     dL/dx = gamma / sqrt(var + eps) * g with running statistics. Tutorial 07.
 
     The training-mode arithmetic is ``kernels.batchnorm_forward`` / ``_backward``
     and ``kernels.batchnorm_update_running`` (the plain versions are in
-    kernels/reference.py, the fused ones make one or two passes over the data)."""
+    kernels/reference.py, the fused ones make one or two passes over the data).
+    ``activation`` (one of kernels.FUSED_ACTIVATIONS) lets Sequential run a BatchNorm
+    and the activation after it as one op, which keeps x and y alive but not z."""
 
-    def __init__(self, training, eps, running_mean=None, running_var=None, momentum=0.1):
+    def __init__(self, training, eps, running_mean=None, running_var=None, momentum=0.1,
+                 activation="identity", negative_slope=0.01):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
+        self.activation, self.slope = activation, negative_slope
 
     def forward(self, x, weight, bias):
         self.axes = (0,) + tuple(range(2, x.ndim))             # every axis but the channel
@@ -311,31 +321,35 @@ class BatchNorm(Function):
             x_shape = x.shape
             if x.ndim not in (2, 4):  # the kernels take (N, C) or (N, C, H, W)
                 x = x.reshape(x.shape[0], x.shape[1], -1, 1)
-            y, mean, invstd = kernels.batchnorm_forward(x, weight, bias, self.eps)
+            z, mean, invstd = kernels.batchnorm_forward(x, weight, bias, self.eps)
             self.x, self.weight, self.mean, self.invstd = x, weight, mean, invstd
             if self.running_mean is not None:
                 kernels.batchnorm_update_running(self.running_mean, self.running_var, mean,
                                                  invstd, self.momentum, self.count, self.eps)
-            return y.reshape(x_shape)
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)           # broadcasts per channel
-        inv_std = 1 / self.xp.sqrt(self.running_var.reshape(shape) + self.eps)
-        self.xhat = (x - self.running_mean.reshape(shape)) * inv_std
-        self.scale = weight.reshape(shape) * inv_std             # gamma / sigma
-        return self.xhat * weight.reshape(shape) + bias.reshape(shape)
+            z = z.reshape(x_shape)
+        else:
+            shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)       # broadcasts per channel
+            inv_std = 1 / self.xp.sqrt(self.running_var.reshape(shape) + self.eps)
+            self.xhat = (x - self.running_mean.reshape(shape)) * inv_std
+            self.scale = weight.reshape(shape) * inv_std         # gamma / sigma
+            z = self.xhat * weight.reshape(shape) + bias.reshape(shape)
+        self.y = kernels.activation_forward(z, self.activation, self.slope)
+        return self.y
 
     def backward(self, gy):
+        g = kernels.activation_backward(gy, self.y, self.activation, self.slope)  # dL/dz
         if self.training:
             gx, gweight, gbias = kernels.batchnorm_backward(
-                gy.reshape(self.x.shape), self.x, self.weight, self.mean, self.invstd,
+                g.reshape(self.x.shape), self.x, self.weight, self.mean, self.invstd,
                 self.gradient_buffer(1), self.gradient_buffer(2))
             return gx.reshape(gy.shape), gweight, gbias
-        gbias = gy.sum(axis=self.axes)
-        gweight = (gy * self.xhat).sum(axis=self.axes)
-        return self.scale * gy, gweight, gbias
+        gbias = g.sum(axis=self.axes)
+        gweight = (g * self.xhat).sum(axis=self.axes)
+        return self.scale * g, gweight, gbias
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, activation="identity", negative_slope=0.01):
     """Batch normalisation over channel axis 1 of x (N, C) or (N, C, H, W) (or (N, C, L)).
 
     In training it normalises with the batch mean and biased variance, and updates
@@ -343,11 +357,16 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     place, as PyTorch: running = (1 - momentum) running + momentum batch, using the
     unbiased variance for ``running_var``. In eval it normalises with the running
     statistics. ``weight`` (gamma) and ``bias`` (beta) have shape (C,); None means 1 and 0.
+    ``activation`` ("identity", "relu", "leaky_relu", "sigmoid" or "tanh") is applied to
+    the result in the same op; ``nn.Sequential`` uses it for a BatchNorm followed by one
+    of those activation layers.
 
     Example::
 
         y = F.batch_norm(x, bn_mean, bn_var, gamma, beta, training=True)
+        h = F.batch_norm(x, bn_mean, bn_var, gamma, beta, True, activation="relu")
     """
+    _check_fused_activation("batch_norm", activation, negative_slope)
     data = _array(x)
     if data.ndim < 2:
         raise ValueError(f"batch_norm: needs input (N, C, ...), got shape "
@@ -368,7 +387,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError(f"batch_norm: {name} of shape {_shape_text(value.shape)}, "
                              f"expected ({channels},) for input of shape "
                              f"{_shape_text(data.shape)}")
-    fn = BatchNorm(training, eps, running_mean, running_var, momentum)
+    fn = BatchNorm(training, eps, running_mean, running_var, momentum, activation,
+                   negative_slope)
     return fn.apply(x, weight, bias)
 
 

@@ -231,7 +231,9 @@ class _BatchNorm(Module):
     def _input_fits(self, x):
         raise NotImplementedError
 
-    def forward(self, x):
+    def forward(self, x, activation="identity", negative_slope=0.01):
+        """``activation``: the name of an activation applied in the same op
+        (Sequential passes it for the pairs in ``nn.module.FUSIONS``)."""
         if not self._input_fits(x):
             raise _wrong_input(self, self.expected_input.format(C=self.num_features), x)
         momentum = self.momentum
@@ -240,7 +242,8 @@ class _BatchNorm(Module):
             if momentum is None:  # cumulative moving average
                 momentum = 1 / int(self.num_batches_tracked.data)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+                            training=self.training, momentum=momentum, eps=self.eps,
+                            activation=activation, negative_slope=negative_slope)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -277,7 +280,8 @@ class BatchNorm2d(_BatchNorm):
 
 
 # ---------------------------------------------------------------- activations
-# Sequential runs the ones that follow a Dense in Dense's own pass (nn.module.FUSIONS).
+# Sequential runs the ones that follow a Dense or a BatchNorm inside that layer's op
+# (nn.module.FUSIONS).
 class ReLU(Module):
     """max(x, 0), elementwise (tinyae.relu); d/dx = 1 where x > 0, else 0.
 

@@ -316,19 +316,19 @@ def _annotation(module, total=False):
 
 
 # Below Module: layers.py imports Module from this file.
-from .layers import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+from .layers import BatchNorm1d, BatchNorm2d, Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 
-# The pairs of consecutive layers that Sequential runs as one fused pass: Dense applies
-# the activation inside its own op (functional.linear's ``activation``), the same result
-# with one kernel instead of two. Exact types only, so a subclass with its own forward
-# always runs on its own. Both layers stay children of Sequential with their indices,
-# so parameter names and state_dict keys are those of PyTorch's nn.Sequential.
-FUSIONS = {
-    (Dense, ReLU): "relu",
-    (Dense, LeakyReLU): "leaky_relu",   # with the LeakyReLU's negative_slope, if above 0
-    (Dense, Sigmoid): "sigmoid",
-    (Dense, Tanh): "tanh",
-}
+# The pairs of consecutive layers that Sequential runs as one op: a Dense or a BatchNorm
+# applies the activation after it inside its own op (the ``activation`` of
+# functional.linear and functional.batch_norm), the same result with one kernel fewer
+# (Dense) or one array fewer kept for backward (BatchNorm). Exact types only, so a
+# subclass with its own forward always runs on its own. Both layers stay children of
+# Sequential with their indices, so parameter names and state_dict keys are those of
+# PyTorch's nn.Sequential. A LeakyReLU fuses only with negative_slope > 0.
+_FUSED_NAMES = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+FUSIONS = {(layer, activation): name
+           for layer in (Dense, BatchNorm1d, BatchNorm2d)
+           for activation, name in _FUSED_NAMES.items()}
 
 
 class Sequential(Module):
