@@ -3,6 +3,7 @@
     python -m benchmarks.compare                    # all workloads, all paths
     python -m benchmarks.compare -w A,C --rounds 3  # a subset
     python -m benchmarks.compare --memory           # also peak memory per step
+    python -m benchmarks.compare -w E --profile fused   # where E's step spends its time
     python -m benchmarks.compare --count-launches   # GPU kernel launches per step (no GPU needed)
     python -m benchmarks.compare --busy             # with a CPU-bound process running beside it
     python -m benchmarks.compare -p fused@1,fused@2,torch   # tinyae on 1 and on 2 threads
@@ -233,6 +234,37 @@ def measure_memory(names, paths, batch):
                   f"{(peak - base) / mib:.1f} |", flush=True)
 
 
+# ---------------------------------------------------------------- profile
+def profile_steps(name, path, batch, seconds, top=18):
+    """cProfile of one workload's steps in one path (after a warm-up step): the
+    functions with the most time of their own, as a share of the profiled time.
+    The profiler's overhead falls on Python calls, so small ops look dearer than they are."""
+    import cProfile
+    import pstats
+    runner = Runner(name, path, batch)
+    with runner.threads_context():
+        runner.step()
+        profiler = cProfile.Profile()
+        steps, deadline = 0, time.perf_counter() + seconds
+        profiler.enable()
+        while steps < 3 or time.perf_counter() < deadline:
+            runner.step()
+            steps += 1
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values())
+    rows = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    print(f"\n{name} ({path}): {steps} steps, {1000 * total / steps:.1f} ms of own time per "
+          "step under the profiler\n")
+    print("| function | calls per step | own ms per step | share |")
+    print("|---|---|---|---|")
+    for (filename, line, function), (_, calls, own, _, _) in rows:
+        where = (f"{pathlib.Path(filename).parent.name}/{pathlib.Path(filename).name}:{line}"
+                 if line else "built-in")
+        print(f"| `{function}` ({where}) | {calls / steps:.0f} | {1000 * own / steps:.2f} | "
+              f"{own / total:.0%} |")
+
+
 # ---------------------------------------------------------------- launch counting
 FAKE_CUPY = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fakecupy"
 
@@ -366,6 +398,8 @@ def main(argv=None):
                         help=argparse.SUPPRESS)
     parser.add_argument("--count-launches", action="store_true",
                         help="count GPU kernel launches per step on the emulated cupy; no timing")
+    parser.add_argument("--profile", metavar="PATH",
+                        help="cProfile the workloads' steps in this one path; no timing table")
     parser.add_argument("--busy", action="store_true",
                         help="run one CPU-bound process beside the benchmark")
     parser.add_argument("--busy-seconds", type=float, default=1800,
@@ -378,6 +412,10 @@ def main(argv=None):
     names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
     if args.count_launches:
         count_launches(names, args.batch or None)
+        return
+    if args.profile:
+        for name in names:
+            profile_steps(name, args.profile, args.batch or None, args.seconds)
         return
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     with contextlib.suppress(ImportError):
