@@ -102,20 +102,45 @@ def test_training_threads_names_a_bad_environment_value(monkeypatch):
 
 
 def test_idle_cores_reads_the_cpu_times(monkeypatch):
+    monkeypatch.setattr(runtime, "_usable_cpus", lambda: [0, 1, 2, 3])
     samples = iter([(100, 1000, 0), (150, 1100, 0)])    # half of every tick idle
-    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(runtime, "_cpu_times", lambda cpus: next(samples))
     assert runtime.idle_cores(window=0) == 2
     samples = iter([(100, 1000, 0), (100, 1100, 0)])    # every core busy: still one thread
-    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(runtime, "_cpu_times", lambda cpus: next(samples))
     assert runtime.idle_cores(window=0) == 1
     samples = iter([(100, 1000, 7), (125, 1100, 32)])   # our own spinning threads count as idle
-    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(runtime, "_cpu_times", lambda cpus: next(samples))
     assert runtime.idle_cores(window=0) == 2
+
+
+def test_idle_cores_counts_only_the_cores_this_process_may_use(monkeypatch):
+    """Under ``taskset -c 0`` an idle 2-core machine has one core for us, not two."""
+    monkeypatch.setattr(runtime, "_usable_cpus", lambda: [0])
+    asked = []
+    samples = iter([(100, 1000, 0), (200, 1100, 0)])    # that core idle the whole time
+
+    def times(cpus):
+        asked.append(cpus)
+        return next(samples)
+    monkeypatch.setattr(runtime, "_cpu_times", times)
+    assert runtime.idle_cores(window=0) == 1
+    assert asked == [[0], [0]]
+
+
+def test_cpu_ticks_sums_the_lines_of_the_given_cpus():
+    stat = ("cpu  10 0 10 100 5 0 0 0 0 0\n"
+            "cpu0 1 0 1 40 2 0 0 0 0 0\n"
+            "cpu1 9 0 9 60 3 0 0 0 0 0\n"
+            "intr 12345\n")
+    assert runtime._cpu_ticks(stat, [1]) == (63, 81)
+    assert runtime._cpu_ticks(stat, [0, 1]) == (105, 125)
+    with pytest.raises(ValueError, match="no line for"):
+        runtime._cpu_ticks(stat, [2])
 
 
 def test_idle_cores_on_this_machine_is_a_core_count():
-    assert 1 <= runtime.idle_cores() <= (os.cpu_count() or 1)
+    assert 1 <= runtime.idle_cores() <= len(runtime._usable_cpus()) <= (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("threads", [None, 1, 2])

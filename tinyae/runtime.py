@@ -68,21 +68,25 @@ def tune_malloc():
 
 # ---------------------------------------------------------------- threads
 def idle_cores(window=0.05):
-    """How many cores no other process used during the last ``window`` seconds, at least 1.
+    """How many of the cores this process may run on no other process used during the
+    last ``window`` seconds, at least 1.
 
-    Read from /proc/stat (Linux) while this process sleeps; what this process's own
-    threads used meanwhile (OpenBLAS workers still spinning after a matrix product)
-    counts as idle. Elsewhere: cores minus the load average, or all cores.
+    Read from /proc/stat (Linux) while this process sleeps, for the CPUs of this
+    process's affinity mask only (``taskset -c 0`` or a pinned container means one
+    core, however many the machine has); what this process's own threads used
+    meanwhile (OpenBLAS workers still spinning after a matrix product) counts as
+    idle. Elsewhere: cores minus the load average, or all cores.
 
     Example::
 
         tinyae.runtime.idle_cores()            # 2 on an idle 2-core machine, 1 if one is busy
     """
-    cores = os.cpu_count() or 1
+    cpus = _usable_cpus()
+    cores = len(cpus)
     try:
-        before = _cpu_times()
+        before = _cpu_times(cpus)
         time.sleep(window)
-        after = _cpu_times()
+        after = _cpu_times(cpus)
         idle, total, own = (a - b for a, b in zip(after, before))
         idle = (idle + own) / max(total, 1) * cores
     except (OSError, ValueError, IndexError):
@@ -93,14 +97,37 @@ def idle_cores(window=0.05):
     return max(1, min(cores, int(idle + 0.3)))   # a core 70% idle counts as idle
 
 
-def _cpu_times():
-    """(idle, total, this process's) CPU time in clock ticks: all CPUs from /proc/stat,
+def _usable_cpus():
+    """The CPU numbers this process may run on (its affinity mask; all where unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def _cpu_times(cpus):
+    """(idle, total, this process's) CPU time in clock ticks: the ``cpus`` from /proc/stat,
     this process's user + system time from /proc/self/stat."""
     with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:9]]
+        idle, total = _cpu_ticks(stat.read(), cpus)
     with open("/proc/self/stat") as own:
         mine = own.read().rsplit(")", 1)[1].split()   # after the command name
-    return fields[3] + fields[4], sum(fields), int(mine[11]) + int(mine[12])
+    return idle, total, int(mine[11]) + int(mine[12])
+
+
+def _cpu_ticks(stat_text, cpus):
+    """(idle + iowait, total) ticks of the per-CPU lines "cpuN ..." of /proc/stat for N in
+    ``cpus``; ValueError if one of them is missing."""
+    wanted, idle, total = {f"cpu{n}" for n in cpus}, 0, 0
+    for line in stat_text.splitlines():
+        name, *values = line.split()
+        if name in wanted:
+            fields = [int(value) for value in values[:8]]
+            idle, total = idle + fields[3] + fields[4], total + sum(fields)
+            wanted.discard(name)
+    if wanted:
+        raise ValueError(f"/proc/stat has no line for {sorted(wanted)}")
+    return idle, total
 
 
 def training_threads(threads=None):
