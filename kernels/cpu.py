@@ -490,7 +490,8 @@ def bce_forward(p, targets, reduction="mean"):
     y = _contiguous(targets, flat.dtype).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):   # log 0 = -inf: clamped below
         loss = np.log(flat)                  # becomes the per-element loss in the kernel
-        log_u = np.log(1 - flat)
+        log_u = 1 - flat
+        np.log(log_u, out=log_u)             # log u, in u's own array
     partial = np.zeros(_chunk_count(flat.size, flat.size))
     run_parallel(_bce_probabilities_kernel, flat.size, flat, y, loss, log_u, partial)
     if reduction == "none":

@@ -209,9 +209,8 @@ class GMMSampler:
         p(c) the class frequency seen in ``fit``.
         """
         codes = self._codes_to_score(codes)
-        return numpy.stack([_log_mixture_density(codes, *self.components_[label][:2],
-                                                 *self._whiteners[label])
-                            for label in self.classes_], axis=1) + numpy.log(self.priors_)
+        return numpy.stack([self.class_log_density(codes, label) for label in self.classes_],
+                           axis=1) + numpy.log(self.priors_)
 
     def class_log_density(self, codes, label):
         """log p(z | c) of one class ``label`` for every code: shape (n,)."""
